@@ -1,0 +1,54 @@
+# imgclf: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# DVC runs each stage's `python ...` through the shell: put the venv first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: run test test-fast lint install install-dev lock bench clean-venv
+
+run: install  ## create .venv, install, run the whole pipeline on the demo data, print metrics
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: install-dev  ## install test deps and run every test
+	$(BIN)/pytest
+
+test-fast: install-dev  ## skip the slow end-to-end tests
+	$(BIN)/pytest -m "not slow"
+
+lint: install-dev
+	$(BIN)/ruff check src stages tests bench scripts
+	$(BIN)/ruff format --check src stages tests bench scripts
+
+bench: install  ## benchmarks (not part of the tests)
+	$(BIN)/python bench/pack.py
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.created requirements.txt pyproject.toml
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+lock:  ## re-resolve the pinned versions from pyproject.toml's ranges
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet .
+	{ sed -n '1,2p' requirements.txt; .venv-lock/bin/python -m pip freeze --exclude imgclf; } \
+		> requirements.txt.new && mv requirements.txt.new requirements.txt
+	rm -rf .venv-lock
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,240 @@
+"""Load params.yaml into frozen, validated dataclasses.
+
+Every key must be written in params.yaml: DVC tracks only the keys that are there, so a
+default hidden in code could change results without DVC noticing. An unknown key, a missing
+key, a wrong type or an out-of-range value stops with one line naming the key and what is
+allowed. PyYAML reads `1e-5` as a string; such strings are rejected with a hint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import yaml
+
+from imgclf.errors import ConfigError
+
+
+class InvalidParam(Exception):
+    """Raised by a section's checks; the loader adds the full key and the file name."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        super().__init__(key, value, allowed)
+        self.key, self.value, self.allowed = key, value, allowed
+
+
+def bounds(low: float | None = None, high: float | None = None, *, open_low: bool = False,
+           open_high: bool = False) -> dict[str, Any]:
+    """Field metadata: the value (or each item of a tuple) must lie in this range."""
+    return {"low": low, "high": high, "open_low": open_low, "open_high": open_high}
+
+
+def _range_text(meta: dict[str, Any]) -> str:
+    parts = []
+    if meta["low"] is not None:
+        parts.append(f"{'>' if meta['open_low'] else '>='} {meta['low']}")
+    if meta["high"] is not None:
+        parts.append(f"{'<' if meta['open_high'] else '<='} {meta['high']}")
+    return "a number " + " and ".join(parts)
+
+
+def _in_range(value: float, meta: dict[str, Any]) -> bool:
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value <= low if meta["open_low"] else value < low):
+        return False
+    return not (high is not None and (value >= high if meta["open_high"] else value > high))
+
+
+class Section:
+    """Base of every params section: checks field bounds, then the section's own `check`."""
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):  # type: ignore[arg-type]
+            if "low" not in spec.metadata:
+                continue
+            value = getattr(self, spec.name)
+            items = value if isinstance(value, tuple) else (value,)
+            if not all(_in_range(item, spec.metadata) for item in items):
+                raise InvalidParam(spec.name, value, _range_text(spec.metadata))
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field checks; raise `InvalidParam` naming the field."""
+
+
+@dataclass(frozen=True)
+class BaseParams(Section):
+    """Settings shared by every stage."""
+
+    seed: int = field(metadata=bounds(0))
+    # [height, width] of every packed image; a single number means a square.
+    image_size: int | tuple[int, int] = field(metadata=bounds(8, 4096))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_size, int):
+            object.__setattr__(self, "image_size", (self.image_size, self.image_size))
+        super().__post_init__()
+
+
+LabelSource = Literal["folder", "filename", "csv"]
+
+
+@dataclass(frozen=True)
+class DataParams(Section):
+    """Where the images are and how their labels are found (stage `index`)."""
+
+    source: str
+    labels: LabelSource
+    pattern: str  # regex with a (?P<label>...) group, searched in the file name
+    manifest: str  # CSV with columns path,label, relative to `source`
+    max_rejected: float = field(metadata=bounds(0.0, 1.0))
+
+    def check(self) -> None:
+        if not self.source:
+            raise InvalidParam("source", self.source, "the path of an image folder")
+        if self.labels == "filename":
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as error:
+                raise InvalidParam("pattern", self.pattern, f"a valid regex ({error})") from None
+            if "label" not in compiled.groupindex:
+                raise InvalidParam("pattern", self.pattern, "a regex with a (?P<label>...) group")
+        if self.labels == "csv":
+            path = PurePosixPath(self.manifest)
+            if not self.manifest or path.is_absolute() or ".." in path.parts:
+                raise InvalidParam("manifest", self.manifest,
+                                   "a CSV file path inside data.source, relative to it")
+
+
+@dataclass(frozen=True)
+class SplitParams(Section):
+    """Stratified train/val/test split: a fraction (0 < f < 1) or a count of images (>= 1)."""
+
+    val: int | float = field(metadata=bounds(0, open_low=True))
+    test: int | float = field(metadata=bounds(0, open_low=True))
+
+    def check(self) -> None:
+        for name in ("val", "test"):
+            value = getattr(self, name)
+            if isinstance(value, float) and value >= 1:
+                raise InvalidParam(name, value, "a fraction in (0, 1) or a whole count >= 1")
+        if isinstance(self.val, float) and isinstance(self.test, float) and \
+                self.val + self.test >= 1:
+            raise InvalidParam("val", self.val, f"a fraction with val + test < 1 (test is "
+                                                f"{self.test})")
+
+
+Interpolation = Literal["area", "linear", "cubic"]
+
+
+@dataclass(frozen=True)
+class PackParams(Section):
+    """How images are resized and written to HDF5 (stage `pack`)."""
+
+    # Images per HDF5 chunk and per write; memory holds about two such batches.
+    batch_size: int = field(metadata=bounds(1, 100_000))
+    interpolation: Interpolation
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything in params.yaml."""
+
+    base: BaseParams
+    data: DataParams
+    split: SplitParams
+    pack: PackParams
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate params.yaml; raise `ConfigError` with one line on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    return build_section(Params, raw, path=path)
+
+
+def build_section(cls: type, raw: Any, *, path: Path | str = "params.yaml",
+                  prefix: str = "") -> Any:
+    """Build dataclass `cls` from a parsed YAML mapping, validating every key."""
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {where} must be a mapping of keys, got {raw!r}")
+    names = [spec.name for spec in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names), key=str)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {prefix}{unknown[0]}; "
+                          f"allowed keys in {where}: {', '.join(names)}")
+    missing = [name for name in names if name not in raw]
+    if missing:
+        raise ConfigError(f"{path}: missing key {prefix}{missing[0]}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _convert(raw[name], hints[name], f"{prefix}{name}", path) for name in names}
+    try:
+        return cls(**values)
+    except InvalidParam as error:
+        raise ConfigError(f"{path}: {prefix}{error.key} = {error.value!r} is not allowed; "
+                          f"expected {error.allowed}") from None
+
+
+def _convert(value: Any, hint: Any, key: str, path: Path | str) -> Any:
+    """Check `value` against type `hint`; return it in canonical form (lists become tuples)."""
+    if dataclasses.is_dataclass(hint):
+        return build_section(hint, value, path=path, prefix=f"{key}.")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value in args and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected one of "
+                          f"{', '.join(map(str, args))}")
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _convert(value, option, key, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected "
+                          f"{' or '.join(_type_name(option) for option in args)}")
+    if origin is tuple:
+        fixed = len(args) != 2 or args[1] is not Ellipsis
+        if not isinstance(value, list) or (fixed and len(value) != len(args)):
+            raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected "
+                              f"{_type_name(hint)}")
+        item_hints = args if fixed else [args[0]] * len(value)
+        return tuple(_convert(item, item_hint, f"{key}[{index}]", path)
+                     for index, (item, item_hint) in enumerate(zip(value, item_hints)))
+    return _convert_scalar(value, hint, key, path)
+
+
+def _convert_scalar(value: Any, hint: Any, key: str, path: Path | str) -> Any:
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    hint_text = ""
+    if hint is float and isinstance(value, str):
+        hint_text = " (PyYAML reads 1e-5 as text: write 1.0e-5)"
+    raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected "
+                      f"{_type_name(hint)}{hint_text}")
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}s"
+        return f"a list of {len(args)} {_type_name(args[0])}s"
+    names = {int: "whole number", float: "number", str: "string", bool: "true/false"}
+    return f"a {names.get(hint, getattr(hint, '__name__', str(hint)))}"

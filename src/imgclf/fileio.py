@@ -1,0 +1,67 @@
+"""Atomic, deterministic writes of small files (CSV, JSON) and the temp-then-rename helper.
+
+Every output is written under a temporary name in its own folder and renamed when complete,
+so a killed stage never leaves a file that looks valid.
+"""
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from imgclf.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json(path: Path | str, data: dict[str, Any]) -> None:
+    """Write `data` as indented JSON with sorted keys and a final newline."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path | str) -> dict[str, Any]:
+    """Read a JSON object, with a one-line error when the file is missing or malformed."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+
+
+def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
+    """Write a DataFrame as UTF-8 CSV with '\\n' line endings and no index column."""
+    with atomic_output(path) as temporary:
+        frame.to_csv(temporary, index=False, lineterminator="\n", encoding="utf-8")
+
+
+def read_csv(path: Path | str, columns: Sequence[str]) -> pd.DataFrame:
+    """Read a CSV written by `write_csv`, checking that it has `columns`; text stays text."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not a readable CSV file ({error})") from None
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; "
+                        f"expected {', '.join(columns)}")
+    return frame

@@ -1,0 +1,126 @@
+"""HDF5 packs: one writer and one reader sharing the key names.
+
+A pack holds `images` uint8 (N, H, W, 3) RGB chunked per batch of images, `labels` int64
+(N,), `label_names` and `paths` (UTF-8 strings). Files carry no timestamps, so the same
+inputs give the same bytes, and are written under a temporary name, then renamed.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from imgclf.errors import UserError
+from imgclf.fileio import atomic_output
+
+IMAGES = "images"
+LABELS = "labels"
+LABEL_NAMES = "label_names"
+PATHS = "paths"
+_TEXT = h5py.string_dtype("utf-8")
+
+
+class PackWriter:
+    """Write a pack of known size row by row; the file appears only once every row is in.
+
+    Use as a context manager; `write` takes consecutive batches.
+    """
+
+    def __init__(self, path: Path | str, count: int, image_shape: tuple[int, int, int],
+                 label_names: Sequence[str], chunk_rows: int,
+                 attrs: dict[str, Any] | None = None) -> None:
+        self.path, self.count, self.written = Path(path), count, 0
+        self._stack = contextlib.ExitStack()
+        try:
+            self._create(label_names, image_shape, chunk_rows, attrs or {})
+        except BaseException as error:  # discard the temporary file, keep the error
+            self._stack.__exit__(type(error), error, error.__traceback__)
+            raise
+
+    def _create(self, label_names: Sequence[str], image_shape: tuple[int, int, int],
+                chunk_rows: int, attrs: dict[str, Any]) -> None:
+        count = self.count
+        temporary = self._stack.enter_context(atomic_output(self.path))
+        self._file = self._stack.enter_context(h5py.File(temporary, "w", track_order=False))
+        chunks = (max(1, min(chunk_rows, count)), *image_shape)
+        self._images = self._file.create_dataset(IMAGES, (count, *image_shape), np.uint8,
+                                                 chunks=chunks, track_times=False)
+        self._labels = self._file.create_dataset(LABELS, (count,), np.int64, track_times=False)
+        self._paths = self._file.create_dataset(PATHS, (count,), _TEXT, track_times=False)
+        self._file.create_dataset(LABEL_NAMES, data=list(label_names), dtype=_TEXT,
+                                  track_times=False)
+        for key, value in sorted(attrs.items()):
+            self._file.attrs[key] = value
+
+    def write(self, images: np.ndarray, labels: Sequence[int], paths: Sequence[str]) -> None:
+        """Append a batch of images with their labels and source paths."""
+        end = self.written + len(images)
+        if end > self.count or not len(images) == len(labels) == len(paths):
+            raise ValueError(f"batch of {len(images)} does not fit {self.path} at row "
+                             f"{self.written} of {self.count}")
+        self._images[self.written:end] = images
+        self._labels[self.written:end] = np.asarray(labels, dtype=np.int64)
+        self._paths[self.written:end] = list(paths)
+        self.written = end
+
+    def __enter__(self) -> "PackWriter":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if kind is None and self.written != self.count:
+            error = ValueError(f"{self.path}: only {self.written} of {self.count} rows written")
+            self._stack.__exit__(type(error), error, None)
+            raise error
+        self._stack.__exit__(kind, error, traceback)
+
+
+class PackReader:
+    """Read a pack written by `PackWriter`; images stay on disk until sliced."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise UserError(f"{self.path}: file not found") from None
+        except OSError as error:
+            raise UserError(f"{self.path}: not a readable HDF5 file ({error})") from None
+        missing = [key for key in (IMAGES, LABELS, LABEL_NAMES, PATHS) if key not in self._file]
+        if missing:
+            self.close()
+            raise UserError(f"{self.path}: not an imgclf pack (missing {', '.join(missing)})")
+        self.images: h5py.Dataset = self._file[IMAGES]
+        self.labels: np.ndarray = self._file[LABELS][:]
+        self.label_names: list[str] = list(self._file[LABEL_NAMES].asstr()[:])
+        self.attrs = dict(self._file.attrs)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._file[PATHS].asstr()[:])
+
+    @property
+    def chunk_rows(self) -> int:
+        return self.images.chunks[0] if self.images.chunks else len(self)
+
+    def iter_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (images, labels) one stored chunk at a time: memory bounded by a chunk."""
+        for start in range(0, len(self), self.chunk_rows):
+            end = start + self.chunk_rows
+            yield self.images[start:end], self.labels[start:end]
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "PackReader":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,117 @@
+"""Decode image files to RGB uint8 and resize them the book's aspect-aware way.
+
+Everything downstream sees one format: (H, W, 3) uint8 in RGB order. OpenCV decodes to BGR,
+so the conversion happens here and nowhere else.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+# libjpeg can decode straight to 1/2, 1/4 or 1/8 size, skipping most of the work.
+_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class ImageError(ValueError):
+    """A file that cannot be turned into an image; the message is the reason."""
+
+
+def read_image(path: Path | str, reduce: int = 1) -> np.ndarray:
+    """Read an image file as (H, W, 3) RGB uint8, optionally decoded at 1/`reduce` size.
+
+    Grayscale, palette, RGBA (composited on white), 16-bit and CMYK images all become 8-bit
+    RGB. JPEG EXIF orientation is applied. `reduce` > 1 only speeds up JPEG decoding; other
+    formats are decoded at full size.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageError(f"cannot read file ({error.strerror or error})") from None
+    if data.size == 0:
+        raise ImageError("empty file")
+    return decode_image(data, reduce)
+
+
+def decode_image(data: np.ndarray, reduce: int = 1) -> np.ndarray:
+    """Decode encoded image bytes; see `read_image`."""
+    if data[:3].tobytes() == _JPEG_MAGIC:
+        # JPEG has no alpha and no 16-bit; IMREAD_COLOR also converts CMYK and applies EXIF.
+        image = cv2.imdecode(data, _JPEG_REDUCED.get(reduce, cv2.IMREAD_COLOR))
+    else:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageError("not a decodable image (unknown format or corrupt data)")
+    return _to_rgb8(image)
+
+
+def _to_rgb8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint16:
+        # Round to nearest: 65535 maps to 255 exactly.
+        image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"unsupported pixel type {image.dtype} (expected 8 or 16 bits)")
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return _composite_on_white(image)
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    raise ImageError(f"unsupported number of channels: {image.shape[2]}")
+
+
+def _composite_on_white(bgra: np.ndarray) -> np.ndarray:
+    """Blend BGRA over a white background, as a viewer shows a transparent image."""
+    alpha = bgra[:, :, 3:4].astype(np.uint32)
+    colour = bgra[:, :, :3].astype(np.uint32)
+    blended = (colour * alpha + 255 * (255 - alpha) + 127) // 255
+    return cv2.cvtColor(blended.astype(np.uint8), cv2.COLOR_BGR2RGB)
+
+
+def jpeg_reduction(width: int, height: int, size: tuple[int, int]) -> int:
+    """Largest JPEG decode reduction (1, 2, 4, 8) that keeps the image at least `size` (h, w).
+
+    libjpeg's reduced output is ceil(side / factor), so the aspect-aware crop that follows
+    never has to upsample.
+    """
+    target_height, target_width = size
+    for factor in (8, 4, 2):
+        if -(-width // factor) >= target_width and -(-height // factor) >= target_height:
+            return factor
+    return 1
+
+
+def centre_crop_box(width: int, height: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the largest centred box with the aspect ratio of `size` (h, w)."""
+    target_height, target_width = size
+    if width * target_height > height * target_width:  # too wide: trim the sides
+        crop_width, crop_height = max(1, round(height * target_width / target_height)), height
+    else:  # too tall (or exact): trim top and bottom
+        crop_width, crop_height = width, max(1, round(width * target_height / target_width))
+    return (width - crop_width) // 2, (height - crop_height) // 2, crop_width, crop_height
+
+
+def resize_aspect_aware(image: np.ndarray, size: tuple[int, int],
+                        interpolation: str = "area") -> np.ndarray:
+    """Centre-crop to the aspect ratio of `size` (h, w), then resize to exactly `size`.
+
+    The book (ch. 2) resizes the shorter side, crops, then resizes again to fix rounding;
+    cropping first gives the same framing with one resample and never an off-by-one size.
+    """
+    height, width = image.shape[:2]
+    x, y, crop_width, crop_height = centre_crop_box(width, height, size)
+    cropped = image[y:y + crop_height, x:x + crop_width]
+    target_height, target_width = size
+    if cropped.shape[:2] == (target_height, target_width):
+        return np.ascontiguousarray(cropped)
+    return cv2.resize(cropped, (target_width, target_height),
+                      interpolation=INTERPOLATIONS[interpolation])
+
+
+def load_resized(path: Path | str, size: tuple[int, int], interpolation: str = "area",
+                 reduce: int = 1) -> np.ndarray:
+    """Read `path` and return it aspect-aware resized to `size` (h, w) as RGB uint8."""
+    return resize_aspect_aware(read_image(path, reduce), size, interpolation)

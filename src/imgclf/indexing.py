@@ -1,0 +1,152 @@
+"""Find every image under a source folder, label it, and check that it decodes.
+
+Labels come from the first folder level (class-per-subfolder), from a regex on the file
+name (Kaggle's `cat.123.jpg`), or from a CSV manifest `path,label`. Anything that is not a
+usable image is listed with its reason instead of stopping the run; hidden files are ignored.
+The source folder is only ever read.
+"""
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from imgclf.config import DataParams
+from imgclf.errors import UserError
+from imgclf.fileio import read_csv
+from imgclf.imaging import ImageError, read_image
+from imgclf.parallel import ordered_map
+
+MANIFEST_COLUMNS = ["path", "label", "width", "height"]
+REJECTED_COLUMNS = ["path", "reason"]
+
+
+@dataclass(frozen=True)
+class Index:
+    """Accepted images (sorted by path) and rejected files with their reasons."""
+
+    manifest: pd.DataFrame
+    rejected: pd.DataFrame
+
+    @property
+    def rejected_fraction(self) -> float:
+        total = len(self.manifest) + len(self.rejected)
+        return len(self.rejected) / total if total else 0.0
+
+    def summary(self) -> dict[str, int]:
+        return {"images": len(self.manifest), "rejected": len(self.rejected),
+                "classes": int(self.manifest["label"].nunique())}
+
+
+def build_index(params: DataParams, workers: int = 1) -> Index:
+    """List, label and decode-check the images of `params.source`."""
+    root = Path(params.source)
+    if not root.is_dir():
+        raise UserError(f"data.source = {params.source!r}: no such folder")
+    if params.labels == "csv":
+        labelled, rejected = _labels_from_csv(root, params.manifest)
+    else:
+        labelled, rejected = _labels_from_walk(root, params)
+    checked = _check_decodes(root, labelled, workers)
+    rejected += [(path, size) for path, _, size in checked if isinstance(size, str)]
+    rows = [(path, label, *size) for path, label, size in checked if not isinstance(size, str)]
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("path")
+    rejected_frame = pd.DataFrame(rejected, columns=REJECTED_COLUMNS).sort_values("path")
+    if manifest.empty:
+        raise UserError(f"data.source = {params.source!r}: no usable images found "
+                        f"({len(rejected_frame)} files rejected)")
+    return Index(manifest.reset_index(drop=True), rejected_frame.reset_index(drop=True))
+
+
+def _labels_from_walk(root: Path, params: DataParams) -> tuple[list, list]:
+    pattern = re.compile(params.pattern)
+    labelled, rejected = [], []
+    for path, problem in _walk(root):
+        parts = PurePosixPath(path).parts
+        if problem:
+            rejected.append((path, problem))
+        elif params.labels == "folder" and len(parts) < 2:
+            rejected.append((path, "not inside a class folder"))
+        elif params.labels == "folder":
+            labelled.append((path, parts[0]))
+        elif (match := pattern.search(parts[-1])) and match.group("label"):
+            labelled.append((path, match.group("label")))
+        else:
+            rejected.append((path, f"file name does not match data.pattern {params.pattern!r}"))
+    return labelled, rejected
+
+
+def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
+    """Yield (relative POSIX path, problem or None) for every non-hidden entry, sorted."""
+    real_root = os.path.realpath(root)
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in list(subfolders):
+            if os.path.islink(os.path.join(folder, name)):
+                subfolders.remove(name)
+                yield _relative(root, folder, name), "symbolic link to a folder (not followed)"
+        for name in sorted(files):
+            if not name.startswith("."):
+                full = os.path.join(folder, name)
+                yield _relative(root, folder, name), _file_problem(full, real_root)
+
+
+def _relative(root: Path, folder: str, name: str) -> str:
+    return Path(folder, name).relative_to(root).as_posix()
+
+
+def _file_problem(full: str, real_root: str) -> str | None:
+    real = os.path.realpath(full)
+    if os.path.commonpath([real, real_root]) != real_root:
+        return "symbolic link pointing outside the source folder"
+    if not os.path.isfile(real):
+        return "not a regular file" if os.path.exists(real) else "broken symbolic link"
+    return None
+
+
+def _labels_from_csv(root: Path, manifest: str) -> tuple[list, list]:
+    frame = read_csv(root / manifest, ["path", "label"])
+    real_root = os.path.realpath(root)
+    labelled, rejected, seen = [], [], set()
+    for raw_path, label in zip(frame["path"], frame["label"]):
+        path = os.path.normpath(raw_path.replace("\\", "/")) if raw_path else ""
+        if not path or os.path.isabs(path) or path.split(os.sep)[0] == "..":
+            rejected.append((raw_path, "path leaves the source folder (must be relative)"))
+        elif path in seen:
+            rejected.append((path, f"listed more than once in {manifest}"))
+        elif not os.path.lexists(root / path):
+            rejected.append((path, "file not found"))
+        elif problem := _file_problem(str(root / path), real_root):
+            rejected.append((path, problem))
+        elif not label.strip():
+            rejected.append((path, "empty label"))
+        else:
+            labelled.append((path, label.strip()))
+        seen.add(path)
+    return labelled, rejected
+
+
+def _check_decodes(root: Path, labelled: list[tuple[str, str]],
+                   workers: int) -> list[tuple[str, str, tuple[int, int] | str]]:
+    """Decode every file once; return (path, label, (width, height) or rejection reason)."""
+    paths = [str(root / path) for path, _ in labelled]
+    sizes: list[tuple[int, int] | str] = []
+    for chunk in ordered_map(image_sizes, paths, chunk_size=32, workers=workers,
+                             max_in_flight=4 * workers, desc="index", unit="img"):
+        sizes.extend(chunk)
+    return [(path, label, size) for (path, label), size in zip(labelled, sizes)]
+
+
+def image_sizes(paths: Sequence[str]) -> list[tuple[int, int] | str]:
+    """(width, height) of each decoded image, or the reason it cannot be used."""
+    sizes: list[tuple[int, int] | str] = []
+    for path in paths:
+        try:
+            height, width = read_image(path).shape[:2]
+            sizes.append((width, height))
+        except ImageError as error:
+            sizes.append(str(error))
+    return sizes

@@ -1,0 +1,93 @@
+"""Pack one split's images into HDF5: decode in parallel, resize aspect-aware, write by chunk.
+
+Rows are stored in a seeded random order rather than sorted by path: sorted rows are grouped
+by class, and a training pipeline that streams chunk by chunk would then see one class at a
+time. The `paths` dataset traces each row back to its file.
+"""
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgclf.config import PackParams
+from imgclf.errors import UserError
+from imgclf.hdf5io import PackReader, PackWriter
+from imgclf.imaging import ImageError, jpeg_reduction, load_resized
+from imgclf.parallel import ordered_map
+
+# Images per task sent to a worker: large enough to amortise the inter-process copy,
+# small enough to keep both cores busy to the end of a split.
+_TASK_IMAGES = 8
+
+
+def pack_split(splits: pd.DataFrame, split: str, source: Path, out: Path,
+               size: tuple[int, int], params: PackParams, seed: int, workers: int) -> int:
+    """Write the `split` rows of `splits` to `out`; return the number of images."""
+    label_names = sorted(splits["label"].unique())
+    rows = splits[splits["split"] == split]
+    if rows.empty:
+        raise UserError(f"split {split!r} has no images in the splits file")
+    rows = rows.iloc[np.random.default_rng(seed).permutation(len(rows))]
+    label_ids = rows["label"].map({name: index for index, name in enumerate(label_names)})
+    tasks = [(str(source / path), jpeg_reduction(int(width), int(height), size))
+             for path, width, height in zip(rows["path"], rows["width"], rows["height"])]
+    decode = functools.partial(decode_batch, size=size, interpolation=params.interpolation)
+    batches = ordered_map(decode, tasks, chunk_size=_TASK_IMAGES, workers=workers,
+                          max_in_flight=max(2 * workers, params.batch_size // _TASK_IMAGES),
+                          desc=f"pack {split}", unit="img")
+    attrs = {"split": split, "source": str(source), "interpolation": params.interpolation}
+    with PackWriter(out, len(rows), (*size, 3), label_names, params.batch_size, attrs) as writer:
+        for block in _rebatch(batches, params.batch_size):
+            start = writer.written
+            end = start + len(block)
+            writer.write(block, label_ids.iloc[start:end].tolist(),
+                         rows["path"].iloc[start:end].tolist())
+    return len(rows)
+
+
+def _rebatch(batches: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """Regroup a stream of image arrays into blocks of exactly `rows` (the last may be short).
+
+    Writing whole HDF5 chunks at once avoids read-modify-write of partly filled chunks.
+    """
+    held: list[np.ndarray] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += len(batch)
+        if count >= rows:
+            block = np.concatenate(held)
+            whole = len(block) - len(block) % rows
+            for start in range(0, whole, rows):
+                yield block[start:start + rows]
+            held, count = [block[whole:]], len(block) - whole
+    if count:
+        yield np.concatenate(held)
+
+
+def decode_batch(tasks: Sequence[tuple[str, int]], size: tuple[int, int],
+                 interpolation: str) -> np.ndarray:
+    """Decode and resize (path, jpeg reduction) tasks into one (n, H, W, 3) uint8 array."""
+    images = np.empty((len(tasks), *size, 3), dtype=np.uint8)
+    for index, (path, reduce) in enumerate(tasks):
+        try:
+            images[index] = load_resized(path, size, interpolation, reduce)
+        except ImageError as error:
+            raise UserError(f"{path}: {error} (it decoded when indexed; did it change?)") from None
+    return images
+
+
+def channel_means(pack: Path | str) -> dict[str, float]:
+    """Mean R, G, B over every pixel of a pack, read one chunk at a time."""
+    totals = np.zeros(3, dtype=np.float64)
+    pixels = 0
+    with PackReader(pack) as reader:
+        for images, _ in reader.iter_chunks():
+            totals += images.sum(axis=(0, 1, 2), dtype=np.float64)
+            pixels += images.shape[0] * images.shape[1] * images.shape[2]
+    if pixels == 0:
+        raise UserError(f"{pack}: empty pack, cannot compute channel means")
+    return dict(zip("RGB", (float(value) for value in totals / pixels)))

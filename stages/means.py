@@ -1,0 +1,26 @@
+"""Stage means: per-channel (R, G, B) pixel means of the train pack, for mean subtraction."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.fileio import write_json
+from imgclf.packing import channel_means
+
+log = logging.getLogger("imgclf.means")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pack", type=Path, required=True, help="the train pack")
+    parser.add_argument("--out", type=Path, required=True, help="means JSON")
+    args = parser.parse_args()
+
+    means = channel_means(args.pack)
+    write_json(args.out, means)
+    log.info("channel means %s", ", ".join(f"{key} {value:.2f}" for key, value in means.items()))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,34 @@
+"""Stage pack: resize one split's images aspect-aware and write them to an HDF5 pack."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.fileio import read_csv
+from imgclf.packing import pack_split
+from imgclf.parallel import available_cores
+from imgclf.splitting import SPLITS
+
+log = logging.getLogger("imgclf.pack")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--splits", type=Path, required=True)
+    parser.add_argument("--split", choices=SPLITS, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="HDF5 pack")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    splits = read_csv(args.splits, ["path", "label", "split", "width", "height"])
+    count = pack_split(splits, args.split, Path(params.data.source), args.out,
+                       size=params.base.image_size, params=params.pack,
+                       seed=params.base.seed, workers=available_cores())
+    log.info("packed %d %s images into %s", count, args.split, args.out)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,34 @@
+"""Stage split: stratified, seeded train/val/test split of the manifest."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.fileio import read_csv, write_csv, write_json
+from imgclf.indexing import MANIFEST_COLUMNS
+from imgclf.splitting import SPLITS, split_manifest
+
+log = logging.getLogger("imgclf.split")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="splits CSV")
+    parser.add_argument("--summary", type=Path, required=True, help="counts (JSON metrics)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    manifest = read_csv(args.manifest, MANIFEST_COLUMNS)
+    splits = split_manifest(manifest, params.split, seed=params.base.seed)
+    write_csv(args.out, splits)
+    counts = splits["split"].value_counts()
+    write_json(args.summary, {name: int(counts.get(name, 0)) for name in SPLITS})
+    log.info("split %s", ", ".join(f"{name} {counts.get(name, 0)}" for name in SPLITS))
+
+
+if __name__ == "__main__":
+    run_stage(main)
