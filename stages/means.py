@@ -5,8 +5,7 @@ import logging
 from pathlib import Path
 
 from imgclf.cli import run_stage
-from imgclf.fileio import write_json
-from imgclf.packing import channel_means
+from imgclf.means import channel_means, save_means
 
 log = logging.getLogger("imgclf.means")
 
@@ -18,7 +17,7 @@ def main() -> None:
     args = parser.parse_args()
 
     means = channel_means(args.pack)
-    write_json(args.out, means)
+    save_means(args.out, means)
     log.info("channel means %s", ", ".join(f"{key} {value:.2f}" for key, value in means.items()))
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.fileio import read_csv, write_csv, write_json
-from imgclf.indexing import MANIFEST_COLUMNS
 from imgclf.splitting import SPLITS, split_manifest
 
 log = logging.getLogger("imgclf.split")
@@ -22,7 +21,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    manifest = read_csv(args.manifest, MANIFEST_COLUMNS)
+    manifest = read_csv(args.manifest, ["path", "label"])
     splits = split_manifest(manifest, params.split, seed=params.base.seed)
     write_csv(args.out, splits)
     counts = splits["split"].value_counts()

@@ -14,6 +14,8 @@ INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": c
 _JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                  8: cv2.IMREAD_REDUCED_COLOR_8}
 _JPEG_MAGIC = b"\xff\xd8\xff"
+# Classic and BigTIFF, both byte orders.
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 class ImageError(ValueError):
@@ -31,24 +33,29 @@ def read_image(path: Path | str, reduce: int = 1) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageError(f"cannot read file ({error.strerror or error})") from None
-    if data.size == 0:
-        raise ImageError("empty file")
     return decode_image(data, reduce)
 
 
 def decode_image(data: np.ndarray, reduce: int = 1) -> np.ndarray:
     """Decode encoded image bytes; see `read_image`."""
-    if data[:3].tobytes() == _JPEG_MAGIC:
-        # JPEG has no alpha and no 16-bit; IMREAD_COLOR also converts CMYK and applies EXIF.
-        image = cv2.imdecode(data, _JPEG_REDUCED.get(reduce, cv2.IMREAD_COLOR))
-    else:
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if data.size == 0:
+        raise ImageError("empty file")
+    try:
+        if data[:3].tobytes() == _JPEG_MAGIC:
+            # JPEG has no alpha and no 16-bit; IMREAD_COLOR also converts CMYK and applies EXIF.
+            image = cv2.imdecode(data, _JPEG_REDUCED.get(reduce, cv2.IMREAD_COLOR))
+        else:
+            image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # e.g. a header claiming more than CV_IO_MAX_IMAGE_PIXELS
+        raise ImageError(f"not a decodable image ({error.err})") from None
     if image is None:
         raise ImageError("not a decodable image (unknown format or corrupt data)")
-    return _to_rgb8(image)
+    # OpenCV reads 8-bit TIFFs through libtiff's RGBA interface, which premultiplies alpha.
+    premultiplied = data[:4].tobytes() in _TIFF_MAGICS and image.dtype == np.uint8
+    return _to_rgb8(image, premultiplied)
 
 
-def _to_rgb8(image: np.ndarray) -> np.ndarray:
+def _to_rgb8(image: np.ndarray, premultiplied: bool = False) -> np.ndarray:
     if image.dtype == np.uint16:
         # Round to nearest: 65535 maps to 255 exactly.
         image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
@@ -57,17 +64,20 @@ def _to_rgb8(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
-        return _composite_on_white(image)
+        return _composite_on_white(image, premultiplied)
     if image.shape[2] == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     raise ImageError(f"unsupported number of channels: {image.shape[2]}")
 
 
-def _composite_on_white(bgra: np.ndarray) -> np.ndarray:
+def _composite_on_white(bgra: np.ndarray, premultiplied: bool = False) -> np.ndarray:
     """Blend BGRA over a white background, as a viewer shows a transparent image."""
     alpha = bgra[:, :, 3:4].astype(np.uint32)
     colour = bgra[:, :, :3].astype(np.uint32)
-    blended = (colour * alpha + 255 * (255 - alpha) + 127) // 255
+    if premultiplied:  # colour already holds colour * alpha / 255
+        blended = np.minimum(colour + (255 - alpha), 255)
+    else:
+        blended = (colour * alpha + 255 * (255 - alpha) + 127) // 255
     return cv2.cvtColor(blended.astype(np.uint8), cv2.COLOR_BGR2RGB)
 
 
@@ -106,7 +116,7 @@ def resize_aspect_aware(image: np.ndarray, size: tuple[int, int],
     cropped = image[y:y + crop_height, x:x + crop_width]
     target_height, target_width = size
     if cropped.shape[:2] == (target_height, target_width):
-        return np.ascontiguousarray(cropped)
+        return cropped.copy()  # never a view: it would alias the input and pin all of it
     return cv2.resize(cropped, (target_width, target_height),
                       interpolation=INTERPOLATIONS[interpolation])
 

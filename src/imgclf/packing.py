@@ -14,7 +14,7 @@ import pandas as pd
 
 from imgclf.config import PackParams
 from imgclf.errors import UserError
-from imgclf.hdf5io import PackReader, PackWriter
+from imgclf.hdf5io import PackWriter
 from imgclf.imaging import ImageError, jpeg_reduction, load_resized
 from imgclf.parallel import ordered_map
 
@@ -79,15 +79,3 @@ def decode_batch(tasks: Sequence[tuple[str, int]], size: tuple[int, int],
             raise UserError(f"{path}: {error} (it decoded when indexed; did it change?)") from None
     return images
 
-
-def channel_means(pack: Path | str) -> dict[str, float]:
-    """Mean R, G, B over every pixel of a pack, read one chunk at a time."""
-    totals = np.zeros(3, dtype=np.float64)
-    pixels = 0
-    with PackReader(pack) as reader:
-        for images, _ in reader.iter_chunks():
-            totals += images.sum(axis=(0, 1, 2), dtype=np.float64)
-            pixels += images.shape[0] * images.shape[1] * images.shape[2]
-    if pixels == 0:
-        raise UserError(f"{pack}: empty pack, cannot compute channel means")
-    return dict(zip("RGB", (float(value) for value in totals / pixels)))

@@ -41,15 +41,15 @@ def _check_class_sizes(class_sizes: pd.Series, counts: dict[str, int],
         empty = min(counts, key=counts.get)
         raise UserError(f"split: the {empty} split would be empty ({counts}); lower "
                         f"split.val/split.test (now {params.val}/{params.test})")
+    if counts["test"] < len(class_sizes) or counts["val"] < len(class_sizes):
+        raise UserError(f"split: val and test need at least one image per class "
+                        f"({len(class_sizes)} classes); got {counts}")
     needed = math.ceil(1 / smallest_share)
     label, size = min(class_sizes.items(), key=lambda item: (item[1], item[0]))
     if size < needed:
         raise UserError(f"split: class {label!r} has {size} images; with split.val = "
                         f"{params.val} and split.test = {params.test} every class needs at "
                         f"least {needed} (add images, drop the class, or change the split)")
-    if counts["test"] < len(class_sizes) or counts["val"] < len(class_sizes):
-        raise UserError(f"split: val and test need at least one image per class "
-                        f"({len(class_sizes)} classes); got {counts}")
 
 
 def _check_every_class_everywhere(splits: pd.DataFrame, params: SplitParams) -> None:
