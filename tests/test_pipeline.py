@@ -1,0 +1,145 @@
+"""End-to-end: the real dvc.yaml and stage scripts in a temporary git + DVC repository."""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, repo_params_dict, write_image_folder
+
+from imgclf.hdf5io import PackReader
+from imgclf.imaging import jpeg_reduction, load_resized
+
+pytestmark = pytest.mark.slow
+
+SPLITS = ("train", "val", "test")
+DATA_OUTPUTS = ["data/interim/manifest.csv", "data/interim/rejected.csv",
+                "data/interim/splits.csv", "data/processed/means.json",
+                *(f"data/processed/{split}.h5" for split in SPLITS),
+                "metrics/index.json", "metrics/split.json"]
+
+
+class Project:
+    """A copy of the pipeline in `root`, with tiny images and its own params.yaml."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+        for name in ("dvc.yaml", ".dvcignore", "stages", "src"):
+            source = REPO / name
+            copy = shutil.copytree if source.is_dir() else shutil.copy2
+            copy(source, root / name)
+        write_image_folder(root / "data" / "images")
+        params = repo_params_dict()
+        params["base"]["image_size"] = [24, 24]
+        params["data"]["source"] = "data/images"
+        params["split"].update(val=0.25, test=0.25)
+        params["pack"]["batch_size"] = 5
+        self.write_params(params)
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        self.command("git", "init", "-q")
+        self.dvc("init", "-q")
+        self.dvc("config", "core.analytics", "false")
+
+    def write_params(self, params: dict) -> None:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+    def update_params(self, section: str, **values: object) -> None:
+        params = yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
+        params[section].update(values)
+        self.write_params(params)
+
+    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True,
+                                text=True, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.command(sys.executable, "-m", "dvc", *args, check=check)
+
+    def repro(self) -> list[str]:
+        """Run `dvc repro`; return the stages that actually ran."""
+        return re.findall(r"Running stage '([^']+)'", self.dvc("repro").stdout)
+
+    def digests(self) -> dict[str, str]:
+        return {name: hashlib.sha256((self.root / name).read_bytes()).hexdigest()
+                for name in DATA_OUTPUTS}
+
+
+ALL_STAGES = ["index", "split", "pack@train", "pack@val", "pack@test", "means"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path / "project")
+
+
+def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
+    assert sorted(project.repro()) == sorted(ALL_STAGES)
+    splits = pd.read_csv(project.root / "data/interim/splits.csv")
+    assert splits["split"].value_counts().to_dict() == {"train": 12, "val": 6, "test": 6}
+    for split in SPLITS:
+        expected = splits[splits["split"] == split].set_index("path")
+        with PackReader(project.root / f"data/processed/{split}.h5") as reader:
+            assert reader.images.shape == (len(expected), 24, 24, 3)
+            assert sorted(reader.paths) == sorted(expected.index)
+            for index, path in enumerate(reader.paths):
+                row = expected.loc[path]
+                assert reader.label_names[reader.labels[index]] == row.label
+                image = load_resized(project.root / "data/images" / path, (24, 24),
+                                     reduce=jpeg_reduction(row.width, row.height, (24, 24)))
+                np.testing.assert_array_equal(reader.images[index], image)
+    assert project.repro() == []
+    assert "up to date" in project.dvc("status").stdout
+
+
+def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
+    project.repro()
+    project.update_params("split", val=0.3)
+    assert sorted(project.repro()) == sorted(["split", "pack@train", "pack@val", "pack@test",
+                                              "means"])
+    project.update_params("pack", interpolation="linear")
+    assert sorted(project.repro()) == ["means", "pack@test", "pack@train", "pack@val"]
+    project.update_params("data", max_rejected=0.5)
+    assert project.repro() == ["index"]  # same manifest: DVC stops there
+
+
+def test_two_runs_from_scratch_give_identical_bytes(tmp_path: Path) -> None:
+    first, second = Project(tmp_path / "first"), Project(tmp_path / "second")
+    first.repro()
+    second.repro()
+    assert first.digests() == second.digests()
+    lock = (first.root / "dvc.lock").read_text()
+    assert lock == (second.root / "dvc.lock").read_text()
+
+
+def test_bad_param_stops_with_one_line(project: Project) -> None:
+    project.update_params("split", val=1.5)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert "imgclf: error: params.yaml: split.val = 1.5 is not allowed" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_too_many_rejected_files_fail_but_are_listed(project: Project) -> None:
+    for index in range(3):
+        (project.root / "data/images/cat" / f"broken{index}.jpg").write_bytes(b"\xff\xd8\xffno")
+    project.update_params("data", max_rejected=0.1)
+    result = project.dvc("repro", check=False)
+    assert result.returncode != 0
+    assert re.search(r"error: 3 of 27 files rejected \(11\.1%\), above data\.max_rejected",
+                     result.stderr)
+    rejected = pd.read_csv(project.root / "data/interim/rejected.csv")
+    assert rejected["path"].tolist() == [f"cat/broken{index}.jpg" for index in range(3)]
+    assert not (project.root / "data/interim/manifest.csv").exists()
+    project.update_params("data", max_rejected=0.2)
+    assert sorted(project.repro()) == sorted(ALL_STAGES)
