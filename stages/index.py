@@ -28,14 +28,18 @@ def main() -> None:
     write_csv(args.rejected, index.rejected)
     if index.rejected_fraction > params.max_rejected:
         first = index.rejected.iloc[0]
-        raise UserError(f"{len(index.rejected)} of {len(index.rejected) + len(index.manifest)} "
-                        f"files rejected ({index.rejected_fraction:.1%}), above data.max_rejected"
-                        f" = {params.max_rejected}; e.g. {first.path}: {first.reason}; all "
-                        f"listed in {args.rejected}")
+        raise UserError(
+            f"{len(index.rejected)} of {len(index.rejected) + len(index.manifest)} "
+            f"files rejected ({index.rejected_fraction:.1%}), above data.max_rejected"
+            f" = {params.max_rejected}; e.g. {first.path}: {first.reason}; all "
+            f"listed in {args.rejected}"
+        )
     write_csv(args.manifest, index.manifest)
     write_json(args.summary, index.summary())
-    log.info("%d images in %d classes, %d files rejected", *map(
-        index.summary().get, ("images", "classes", "rejected")))
+    log.info(
+        "%d images in %d classes, %d files rejected",
+        *map(index.summary().get, ("images", "classes", "rejected")),
+    )
 
 
 if __name__ == "__main__":

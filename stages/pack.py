@@ -24,9 +24,16 @@ def main() -> None:
 
     params = load_params(args.params)
     splits = read_csv(args.splits, ["path", "label", "split", "width", "height"])
-    count = pack_split(splits, args.split, Path(params.data.source), args.out,
-                       size=params.base.image_size, params=params.pack,
-                       seed=params.base.seed, workers=available_cores())
+    count = pack_split(
+        splits,
+        args.split,
+        Path(params.data.source),
+        args.out,
+        size=params.base.image_size,
+        params=params.pack,
+        seed=params.base.seed,
+        workers=available_cores(),
+    )
     log.info("packed %d %s images into %s", count, args.split, args.out)
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, make_params, repo_params_dict
 
+from conftest import REPO, make_params, repo_params_dict
 from imgclf.config import ConfigError, Params, load_params
 
 
@@ -29,27 +29,31 @@ def test_repo_params_load() -> None:
     assert 0 < params.split.val < 1
 
 
-@pytest.mark.parametrize(("section", "values", "expected"), [
-    ("split", {"val": 1.5}, "split.val = 1.5"),
-    ("split", {"val": 0.0}, "split.val = 0.0"),
-    ("split", {"val": -3}, "split.val = -3"),
-    ("split", {"val": "abc"}, "split.val = 'abc'"),
-    ("split", {"val": True}, "split.val = True"),
-    ("split", {"val": 0.6, "test": 0.5}, "val + test < 1"),
-    ("base", {"seed": 1.5}, "base.seed = 1.5"),
-    ("base", {"seed": -1}, "base.seed = -1"),
-    ("base", {"image_size": [32, 32, 3]}, "base.image_size"),
-    ("base", {"image_size": 4}, "base.image_size = (4, 4)"),
-    ("data", {"labels": "folders"}, "expected one of folder, filename, csv"),
-    ("data", {"labels": "filename", "pattern": "^[^.]+"}, "(?P<label>...)"),
-    ("data", {"labels": "filename", "pattern": "(?P<label>"}, "valid regex"),
-    ("data", {"labels": "csv", "manifest": "../labels.csv"}, "inside data.source"),
-    ("data", {"max_rejected": 2.0}, "data.max_rejected = 2.0"),
-    ("pack", {"interpolation": "nearest"}, "pack.interpolation"),
-    ("pack", {"batch_size": 0}, "pack.batch_size = 0"),
-])
-def test_bad_values_name_the_key(tmp_path: Path, section: str, values: dict,
-                                 expected: str) -> None:
+@pytest.mark.parametrize(
+    ("section", "values", "expected"),
+    [
+        ("split", {"val": 1.5}, "split.val = 1.5"),
+        ("split", {"val": 0.0}, "split.val = 0.0"),
+        ("split", {"val": -3}, "split.val = -3"),
+        ("split", {"val": "abc"}, "split.val = 'abc'"),
+        ("split", {"val": True}, "split.val = True"),
+        ("split", {"val": 0.6, "test": 0.5}, "val + test < 1"),
+        ("base", {"seed": 1.5}, "base.seed = 1.5"),
+        ("base", {"seed": -1}, "base.seed = -1"),
+        ("base", {"image_size": [32, 32, 3]}, "base.image_size"),
+        ("base", {"image_size": 4}, "base.image_size = (4, 4)"),
+        ("data", {"labels": "folders"}, "expected one of folder, filename, csv"),
+        ("data", {"labels": "filename", "pattern": "^[^.]+"}, "(?P<label>...)"),
+        ("data", {"labels": "filename", "pattern": "(?P<label>"}, "valid regex"),
+        ("data", {"labels": "csv", "manifest": "../labels.csv"}, "inside data.source"),
+        ("data", {"max_rejected": 2.0}, "data.max_rejected = 2.0"),
+        ("pack", {"interpolation": "nearest"}, "pack.interpolation"),
+        ("pack", {"batch_size": 0}, "pack.batch_size = 0"),
+    ],
+)
+def test_bad_values_name_the_key(
+    tmp_path: Path, section: str, values: dict, expected: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         load_with(tmp_path, section, **values)
     message = str(raised.value)

@@ -23,8 +23,9 @@ def sample(count: int = 10) -> tuple[np.ndarray, list[int], list[str]]:
 
 def write(path: Path, count: int = 10, batch: int = 4) -> None:
     images, labels, paths = sample(count)
-    with PackWriter(path, count, (6, 5, 3), NAMES, chunk_rows=batch, attrs={"split": "val"}) \
-            as writer:
+    with PackWriter(
+        path, count, (6, 5, 3), NAMES, chunk_rows=batch, attrs={"split": "val"}
+    ) as writer:
         for start in range(0, count, batch):
             end = start + batch
             writer.write(images[start:end], labels[start:end], paths[start:end])
@@ -54,23 +55,29 @@ def test_same_inputs_same_bytes(tmp_path: Path) -> None:
 
 def test_incomplete_pack_leaves_no_file(tmp_path: Path) -> None:
     images, labels, paths = sample()
-    with pytest.raises(ValueError, match="only 4 of 10 rows"), \
-            PackWriter(tmp_path / "pack.h5", 10, (6, 5, 3), NAMES, 4) as writer:
+    with (
+        pytest.raises(ValueError, match="only 4 of 10 rows"),
+        PackWriter(tmp_path / "pack.h5", 10, (6, 5, 3), NAMES, 4) as writer,
+    ):
         writer.write(images[:4], labels[:4], paths[:4])
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failure_inside_the_block_leaves_no_file(tmp_path: Path) -> None:
-    with pytest.raises(KeyboardInterrupt), \
-            PackWriter(tmp_path / "pack.h5", 10, (6, 5, 3), NAMES, 4):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        PackWriter(tmp_path / "pack.h5", 10, (6, 5, 3), NAMES, 4),
+    ):
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
 
 
 def test_overflow_is_refused(tmp_path: Path) -> None:
     images, labels, paths = sample(3)
-    with pytest.raises(ValueError, match="does not fit"), \
-            PackWriter(tmp_path / "pack.h5", 2, (6, 5, 3), NAMES, 4) as writer:
+    with (
+        pytest.raises(ValueError, match="does not fit"),
+        PackWriter(tmp_path / "pack.h5", 2, (6, 5, 3), NAMES, 4) as writer,
+    ):
         writer.write(images, labels, paths)
 
 

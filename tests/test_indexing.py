@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import pandas as pd
 import pytest
-from conftest import CLASSES, make_params, photo, write_image_folder
 
+from conftest import CLASSES, make_params, photo, write_image_folder
 from imgclf.errors import UserError
 from imgclf.indexing import build_index
 
@@ -33,8 +33,10 @@ def test_folder_labels_sorted_with_sizes(image_folder: Path) -> None:
     assert len(manifest) == 3 * 8 and index.rejected.empty
     assert manifest["path"].tolist() == sorted(manifest["path"])
     assert set(manifest["label"]) == set(CLASSES)
-    assert all(path.startswith(f"{label}/") for path, label in
-               zip(manifest["path"], manifest["label"]))
+    assert all(
+        path.startswith(f"{label}/")
+        for path, label in zip(manifest["path"], manifest["label"], strict=True)
+    )
     first = manifest.iloc[0]
     height, width = cv2.imread(str(image_folder / first.path)).shape[:2]
     assert (first.width, first.height) == (width, height)
@@ -45,7 +47,8 @@ def test_bad_files_are_rejected_with_reasons(image_folder: Path, tmp_path: Path)
     (image_folder / "cat" / "empty.jpg").write_bytes(b"")
     (image_folder / "cat" / "notes.txt").write_text("not an image")
     (image_folder / "dog" / "truncated.png").write_bytes(
-        cv2.imencode(".png", photo(40, 40, (1, 2, 3), 0))[1].tobytes()[:60])
+        cv2.imencode(".png", photo(40, 40, (1, 2, 3), 0))[1].tobytes()[:60]
+    )
     (image_folder / "stray.jpg").write_bytes((image_folder / "cat" / "cat_00.jpg").read_bytes())
     (image_folder / "fox" / ".DS_Store").write_bytes(b"\0\1")
     (image_folder / ".hidden").mkdir()
@@ -57,7 +60,7 @@ def test_bad_files_are_rejected_with_reasons(image_folder: Path, tmp_path: Path)
     (image_folder / "linked").symlink_to(image_folder / "cat", target_is_directory=True)
 
     index = build_index(data_params(image_folder), workers=2)
-    reasons = dict(zip(index.rejected["path"], index.rejected["reason"]))
+    reasons = dict(zip(index.rejected["path"], index.rejected["reason"], strict=True))
     assert reasons == {
         "cat/empty.jpg": "empty file",
         "cat/notes.txt": "not a decodable image (unknown format or corrupt data)",
@@ -86,22 +89,32 @@ def test_labels_from_file_names(tmp_path: Path) -> None:
         cv2.imwrite(str(root / name), photo(30, 20, (9, 9, 9), len(name)))
     (root / "readme.md").write_text("hello")
     index = build_index(data_params(root, labels="filename", pattern=r"^(?P<label>[a-z]+)\."))
-    assert dict(zip(index.manifest["path"], index.manifest["label"])) == {
-        "cat.1.jpg": "cat", "cat.2.jpg": "cat", "dog.10.jpg": "dog"}
+    assert dict(zip(index.manifest["path"], index.manifest["label"], strict=True)) == {
+        "cat.1.jpg": "cat",
+        "cat.2.jpg": "cat",
+        "dog.10.jpg": "dog",
+    }
     assert index.rejected["path"].tolist() == ["Dog.3.jpg", "readme.md"]
     assert "does not match data.pattern" in index.rejected["reason"].iloc[0]
 
 
 def test_labels_from_csv(image_folder: Path, tmp_path: Path) -> None:
-    rows = [("cat/cat_00.jpg", "feline"), ("./dog/dog_00.jpg", "canine"),
-            ("../outside.jpg", "x"), ("/etc/passwd", "x"), ("fox/missing.jpg", "fox"),
-            ("cat/cat_00.jpg", "feline"), ("fox/fox_00.jpg", " ")]
-    pd.DataFrame(rows, columns=["path", "label"]).to_csv(image_folder / "labels.csv",
-                                                          index=False)
+    rows = [
+        ("cat/cat_00.jpg", "feline"),
+        ("./dog/dog_00.jpg", "canine"),
+        ("../outside.jpg", "x"),
+        ("/etc/passwd", "x"),
+        ("fox/missing.jpg", "fox"),
+        ("cat/cat_00.jpg", "feline"),
+        ("fox/fox_00.jpg", " "),
+    ]
+    pd.DataFrame(rows, columns=["path", "label"]).to_csv(image_folder / "labels.csv", index=False)
     index = build_index(data_params(image_folder, labels="csv", manifest="labels.csv"))
-    assert dict(zip(index.manifest["path"], index.manifest["label"])) == {
-        "cat/cat_00.jpg": "feline", "dog/dog_00.jpg": "canine"}
-    reasons = dict(zip(index.rejected["path"], index.rejected["reason"]))
+    assert dict(zip(index.manifest["path"], index.manifest["label"], strict=True)) == {
+        "cat/cat_00.jpg": "feline",
+        "dog/dog_00.jpg": "canine",
+    }
+    reasons = dict(zip(index.rejected["path"], index.rejected["reason"], strict=True))
     assert reasons["../outside.jpg"].startswith("path leaves the source folder")
     assert reasons["/etc/passwd"].startswith("path leaves the source folder")
     assert reasons["fox/missing.jpg"] == "file not found"
@@ -137,5 +150,6 @@ def test_index_does_not_depend_on_creation_order(tmp_path: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
         os.utime(target, (1, 1))
-    pd.testing.assert_frame_equal(build_index(data_params(first)).manifest,
-                                  build_index(data_params(second)).manifest)
+    pd.testing.assert_frame_equal(
+        build_index(data_params(first)).manifest, build_index(data_params(second)).manifest
+    )

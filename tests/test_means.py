@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_packing import pack
 
 from imgclf.errors import UserError
 from imgclf.hdf5io import PackReader
 from imgclf.means import channel_means, load_means, save_means
+from test_packing import pack
 
 
 def test_channel_means_match_numpy(image_folder: Path, tmp_path: Path) -> None:

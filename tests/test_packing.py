@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_params
 
+from conftest import make_params
 from imgclf.errors import UserError
 from imgclf.hdf5io import PackReader
 from imgclf.imaging import jpeg_reduction, load_resized
@@ -23,8 +23,14 @@ def make_splits(folder: Path) -> pd.DataFrame:
     return split_manifest(build_index(params.data).manifest, params.split, seed=0)
 
 
-def pack(folder: Path, out: Path, split: str = "train", workers: int = 1,
-         batch_size: int = 5, seed: int = 0) -> int:
+def pack(
+    folder: Path,
+    out: Path,
+    split: str = "train",
+    workers: int = 1,
+    batch_size: int = 5,
+    seed: int = 0,
+) -> int:
     params = make_params(pack={"batch_size": batch_size}).pack
     return pack_split(make_splits(folder), split, folder, out, SIZE, params, seed, workers)
 
@@ -52,15 +58,17 @@ def test_pack_matches_source_images(image_folder: Path, tmp_path: Path) -> None:
             reduce = jpeg_reduction(int(row.width), int(row.height), SIZE)
             reduced += reduce > 1
             stored = reader.images[index]
-            np.testing.assert_array_equal(stored, load_resized(image_folder / path, SIZE,
-                                                               reduce=reduce))
+            np.testing.assert_array_equal(
+                stored, load_resized(image_folder / path, SIZE, reduce=reduce)
+            )
             full = load_resized(image_folder / path, SIZE).astype(int)
             assert np.abs(stored - full).mean() < 6
         assert reduced > 0
 
 
-def test_parallel_equals_serial_and_reruns_are_identical(image_folder: Path,
-                                                        tmp_path: Path) -> None:
+def test_parallel_equals_serial_and_reruns_are_identical(
+    image_folder: Path, tmp_path: Path
+) -> None:
     pack(image_folder, tmp_path / "serial.h5", workers=1)
     pack(image_folder, tmp_path / "parallel.h5", workers=2)
     pack(image_folder, tmp_path / "again.h5", workers=2)
@@ -90,4 +98,3 @@ def test_rebatch_gives_whole_blocks() -> None:
     blocks = list(_rebatch(iter(parts), 5))
     assert [len(block) for block in blocks] == [5, 5, 5, 2]
     np.testing.assert_array_equal(np.concatenate(blocks), np.concatenate(parts))
-

@@ -20,9 +20,13 @@ def fail_on_seven(items: Sequence[int]) -> list[int]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_order_is_kept(workers: int) -> None:
-    results = [value for chunk in ordered_map(squares_with_pid, list(range(50)), chunk_size=3,
-                                              workers=workers, max_in_flight=2)
-               for value in chunk]
+    results = [
+        value
+        for chunk in ordered_map(
+            squares_with_pid, list(range(50)), chunk_size=3, workers=workers, max_in_flight=2
+        )
+        for value in chunk
+    ]
     assert [square for square, _ in results] == [item * item for item in range(50)]
     pids = {pid for _, pid in results}
     assert (pids == {os.getpid()}) == (workers == 1)
@@ -30,8 +34,7 @@ def test_order_is_kept(workers: int) -> None:
 
 def test_worker_errors_reach_the_caller() -> None:
     with pytest.raises(ValueError, match="seven"):
-        list(ordered_map(fail_on_seven, list(range(20)), chunk_size=2, workers=2,
-                         max_in_flight=3))
+        list(ordered_map(fail_on_seven, list(range(20)), chunk_size=2, workers=2, max_in_flight=3))
 
 
 def test_available_cores() -> None:

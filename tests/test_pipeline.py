@@ -12,18 +12,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, repo_params_dict, write_image_folder
 
+from conftest import REPO, repo_params_dict, write_image_folder
 from imgclf.hdf5io import PackReader
 from imgclf.imaging import jpeg_reduction, load_resized
 
 pytestmark = pytest.mark.slow
 
 SPLITS = ("train", "val", "test")
-DATA_OUTPUTS = ["data/interim/manifest.csv", "data/interim/rejected.csv",
-                "data/interim/splits.csv", "data/processed/means.json",
-                *(f"data/processed/{split}.h5" for split in SPLITS),
-                "metrics/index.json", "metrics/split.json"]
+DATA_OUTPUTS = [
+    "data/interim/manifest.csv",
+    "data/interim/rejected.csv",
+    "data/interim/splits.csv",
+    "data/processed/means.json",
+    *(f"data/processed/{split}.h5" for split in SPLITS),
+    "metrics/index.json",
+    "metrics/split.json",
+]
 
 
 class Project:
@@ -57,8 +62,14 @@ class Project:
         self.write_params(params)
 
     def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True,
-                                text=True, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            args,
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
         return result
@@ -71,8 +82,10 @@ class Project:
         return re.findall(r"Running stage '([^']+)'", self.dvc("repro").stdout)
 
     def digests(self) -> dict[str, str]:
-        return {name: hashlib.sha256((self.root / name).read_bytes()).hexdigest()
-                for name in DATA_OUTPUTS}
+        return {
+            name: hashlib.sha256((self.root / name).read_bytes()).hexdigest()
+            for name in DATA_OUTPUTS
+        }
 
 
 ALL_STAGES = ["index", "split", "pack@train", "pack@val", "pack@test", "means"]
@@ -95,8 +108,11 @@ def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
             for index, path in enumerate(reader.paths):
                 row = expected.loc[path]
                 assert reader.label_names[reader.labels[index]] == row.label
-                image = load_resized(project.root / "data/images" / path, (24, 24),
-                                     reduce=jpeg_reduction(row.width, row.height, (24, 24)))
+                image = load_resized(
+                    project.root / "data/images" / path,
+                    (24, 24),
+                    reduce=jpeg_reduction(row.width, row.height, (24, 24)),
+                )
                 np.testing.assert_array_equal(reader.images[index], image)
     assert project.repro() == []
     assert "up to date" in project.dvc("status").stdout
@@ -105,8 +121,9 @@ def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
 def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     project.repro()
     project.update_params("split", val=0.3)
-    assert sorted(project.repro()) == sorted(["split", "pack@train", "pack@val", "pack@test",
-                                              "means"])
+    assert sorted(project.repro()) == sorted(
+        ["split", "pack@train", "pack@val", "pack@test", "means"]
+    )
     project.update_params("pack", interpolation="linear")
     assert sorted(project.repro()) == ["means", "pack@test", "pack@train", "pack@val"]
     project.update_params("data", max_rejected=0.5)
@@ -136,8 +153,9 @@ def test_too_many_rejected_files_fail_but_are_listed(project: Project) -> None:
     project.update_params("data", max_rejected=0.1)
     result = project.dvc("repro", check=False)
     assert result.returncode != 0
-    assert re.search(r"error: 3 of 27 files rejected \(11\.1%\), above data\.max_rejected",
-                     result.stderr)
+    assert re.search(
+        r"error: 3 of 27 files rejected \(11\.1%\), above data\.max_rejected", result.stderr
+    )
     rejected = pd.read_csv(project.root / "data/interim/rejected.csv")
     assert rejected["path"].tolist() == [f"cat/broken{index}.jpg" for index in range(3)]
     assert not (project.root / "data/interim/manifest.csv").exists()

@@ -9,8 +9,11 @@ from imgclf.splitting import split_counts, split_manifest
 
 
 def manifest(sizes: dict[str, int]) -> pd.DataFrame:
-    rows = [(f"{label}/{index:04d}.jpg", label, 10, 10)
-            for label, size in sizes.items() for index in range(size)]
+    rows = [
+        (f"{label}/{index:04d}.jpg", label, 10, 10)
+        for label, size in sizes.items()
+        for index in range(size)
+    ]
     return pd.DataFrame(rows, columns=["path", "label", "width", "height"])
 
 
@@ -29,8 +32,10 @@ def test_same_seed_same_split_other_seed_other_split() -> None:
     frame = manifest({"a": 50, "b": 50})
     params = SplitParams(val=0.2, test=0.2)
     first = split_manifest(frame, params, seed=7)
-    pd.testing.assert_frame_equal(first, split_manifest(frame.sample(frac=1, random_state=3)
-                                                       .sort_values("path"), params, seed=7))
+    pd.testing.assert_frame_equal(
+        first,
+        split_manifest(frame.sample(frac=1, random_state=3).sort_values("path"), params, seed=7),
+    )
     assert not first["split"].equals(split_manifest(frame, params, seed=8)["split"])
 
 

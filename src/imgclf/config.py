@@ -29,8 +29,13 @@ class InvalidParam(Exception):
         self.key, self.value, self.allowed = key, value, allowed
 
 
-def bounds(low: float | None = None, high: float | None = None, *, open_low: bool = False,
-           open_high: bool = False) -> dict[str, Any]:
+def bounds(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> dict[str, Any]:
     """Field metadata: the value (or each item of a tuple) must lie in this range."""
     return {"low": low, "high": high, "open_low": open_low, "open_high": open_high}
 
@@ -108,8 +113,9 @@ class DataParams(Section):
         if self.labels == "csv":
             path = PurePosixPath(self.manifest)
             if not self.manifest or path.is_absolute() or ".." in path.parts:
-                raise InvalidParam("manifest", self.manifest,
-                                   "a CSV file path inside data.source, relative to it")
+                raise InvalidParam(
+                    "manifest", self.manifest, "a CSV file path inside data.source, relative to it"
+                )
 
 
 @dataclass(frozen=True)
@@ -124,10 +130,14 @@ class SplitParams(Section):
             value = getattr(self, name)
             if isinstance(value, float) and value >= 1:
                 raise InvalidParam(name, value, "a fraction in (0, 1) or a whole count >= 1")
-        if isinstance(self.val, float) and isinstance(self.test, float) and \
-                self.val + self.test >= 1:
-            raise InvalidParam("val", self.val, f"a fraction with val + test < 1 (test is "
-                                                f"{self.test})")
+        if (
+            isinstance(self.val, float)
+            and isinstance(self.test, float)
+            and self.val + self.test >= 1
+        ):
+            raise InvalidParam(
+                "val", self.val, f"a fraction with val + test < 1 (test is {self.test})"
+            )
 
 
 Interpolation = Literal["area", "linear", "cubic"]
@@ -166,8 +176,9 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     return build_section(Params, raw, path=path)
 
 
-def build_section(cls: type, raw: Any, *, path: Path | str = "params.yaml",
-                  prefix: str = "") -> Any:
+def build_section(
+    cls: type, raw: Any, *, path: Path | str = "params.yaml", prefix: str = ""
+) -> Any:
     """Build dataclass `cls` from a parsed YAML mapping, validating every key."""
     where = prefix.rstrip(".") or "the top level"
     if not isinstance(raw, dict):
@@ -175,8 +186,10 @@ def build_section(cls: type, raw: Any, *, path: Path | str = "params.yaml",
     names = [spec.name for spec in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(names), key=str)
     if unknown:
-        raise ConfigError(f"{path}: unknown key {prefix}{unknown[0]}; "
-                          f"allowed keys in {where}: {', '.join(names)}")
+        raise ConfigError(
+            f"{path}: unknown key {prefix}{unknown[0]}; "
+            f"allowed keys in {where}: {', '.join(names)}"
+        )
     missing = [name for name in names if name not in raw]
     if missing:
         raise ConfigError(f"{path}: missing key {prefix}{missing[0]}")
@@ -185,8 +198,10 @@ def build_section(cls: type, raw: Any, *, path: Path | str = "params.yaml",
     try:
         return cls(**values)
     except InvalidParam as error:
-        raise ConfigError(f"{path}: {prefix}{error.key} = {error.value!r} is not allowed; "
-                          f"expected {error.allowed}") from None
+        raise ConfigError(
+            f"{path}: {prefix}{error.key} = {error.value!r} is not allowed; "
+            f"expected {error.allowed}"
+        ) from None
 
 
 def _convert(value: Any, hint: Any, key: str, path: Path | str) -> Any:
@@ -197,24 +212,31 @@ def _convert(value: Any, hint: Any, key: str, path: Path | str) -> Any:
     if origin is Literal:
         if value in args and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected one of "
-                          f"{', '.join(map(str, args))}")
+        raise ConfigError(
+            f"{path}: {key} = {value!r} is not allowed; expected one of "
+            f"{', '.join(map(str, args))}"
+        )
     if origin in (typing.Union, types.UnionType):
         for option in args:
             try:
                 return _convert(value, option, key, path)
             except ConfigError:
                 continue
-        raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected "
-                          f"{' or '.join(_type_name(option) for option in args)}")
+        raise ConfigError(
+            f"{path}: {key} = {value!r} is not allowed; expected "
+            f"{' or '.join(_type_name(option) for option in args)}"
+        )
     if origin is tuple:
         fixed = len(args) != 2 or args[1] is not Ellipsis
         if not isinstance(value, list) or (fixed and len(value) != len(args)):
-            raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected "
-                              f"{_type_name(hint)}")
+            raise ConfigError(
+                f"{path}: {key} = {value!r} is not allowed; expected {_type_name(hint)}"
+            )
         item_hints = args if fixed else [args[0]] * len(value)
-        return tuple(_convert(item, item_hint, f"{key}[{index}]", path)
-                     for index, (item, item_hint) in enumerate(zip(value, item_hints)))
+        return tuple(
+            _convert(item, item_hint, f"{key}[{index}]", path)
+            for index, (item, item_hint) in enumerate(zip(value, item_hints, strict=True))
+        )
     return _convert_scalar(value, hint, key, path)
 
 
@@ -226,8 +248,9 @@ def _convert_scalar(value: Any, hint: Any, key: str, path: Path | str) -> Any:
     hint_text = ""
     if hint is float and isinstance(value, str):
         hint_text = " (PyYAML reads 1e-5 as text: write 1.0e-5)"
-    raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected "
-                      f"{_type_name(hint)}{hint_text}")
+    raise ConfigError(
+        f"{path}: {key} = {value!r} is not allowed; expected {_type_name(hint)}{hint_text}"
+    )
 
 
 def _type_name(hint: Any) -> str:

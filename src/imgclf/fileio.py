@@ -62,6 +62,7 @@ def read_csv(path: Path | str, columns: Sequence[str]) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable CSV file ({error})") from None
     missing = [column for column in columns if column not in frame.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; "
-                        f"expected {', '.join(columns)}")
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}"
+        )
     return frame

@@ -30,9 +30,15 @@ class PackWriter:
     Use as a context manager; `write` takes consecutive batches.
     """
 
-    def __init__(self, path: Path | str, count: int, image_shape: tuple[int, int, int],
-                 label_names: Sequence[str], chunk_rows: int,
-                 attrs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        count: int,
+        image_shape: tuple[int, int, int],
+        label_names: Sequence[str],
+        chunk_rows: int,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
         self.path, self.count, self.written = Path(path), count, 0
         self._stack = contextlib.ExitStack()
         try:
@@ -41,18 +47,25 @@ class PackWriter:
             self._stack.__exit__(type(error), error, error.__traceback__)
             raise
 
-    def _create(self, label_names: Sequence[str], image_shape: tuple[int, int, int],
-                chunk_rows: int, attrs: dict[str, Any]) -> None:
+    def _create(
+        self,
+        label_names: Sequence[str],
+        image_shape: tuple[int, int, int],
+        chunk_rows: int,
+        attrs: dict[str, Any],
+    ) -> None:
         count = self.count
         temporary = self._stack.enter_context(atomic_output(self.path))
         self._file = self._stack.enter_context(h5py.File(temporary, "w", track_order=False))
         chunks = (max(1, min(chunk_rows, count)), *image_shape)
-        self._images = self._file.create_dataset(IMAGES, (count, *image_shape), np.uint8,
-                                                 chunks=chunks, track_times=False)
+        self._images = self._file.create_dataset(
+            IMAGES, (count, *image_shape), np.uint8, chunks=chunks, track_times=False
+        )
         self._labels = self._file.create_dataset(LABELS, (count,), np.int64, track_times=False)
         self._paths = self._file.create_dataset(PATHS, (count,), _TEXT, track_times=False)
-        self._file.create_dataset(LABEL_NAMES, data=list(label_names), dtype=_TEXT,
-                                  track_times=False)
+        self._file.create_dataset(
+            LABEL_NAMES, data=list(label_names), dtype=_TEXT, track_times=False
+        )
         for key, value in sorted(attrs.items()):
             self._file.attrs[key] = value
 
@@ -60,18 +73,24 @@ class PackWriter:
         """Append a batch of images with their labels and source paths."""
         end = self.written + len(images)
         if end > self.count or not len(images) == len(labels) == len(paths):
-            raise ValueError(f"batch of {len(images)} does not fit {self.path} at row "
-                             f"{self.written} of {self.count}")
-        self._images[self.written:end] = images
-        self._labels[self.written:end] = np.asarray(labels, dtype=np.int64)
-        self._paths[self.written:end] = list(paths)
+            raise ValueError(
+                f"batch of {len(images)} does not fit {self.path} at row "
+                f"{self.written} of {self.count}"
+            )
+        self._images[self.written : end] = images
+        self._labels[self.written : end] = np.asarray(labels, dtype=np.int64)
+        self._paths[self.written : end] = list(paths)
         self.written = end
 
     def __enter__(self) -> "PackWriter":
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if kind is None and self.written != self.count:
             error = ValueError(f"{self.path}: only {self.written} of {self.count} rows written")
             self._stack.__exit__(type(error), error, None)

@@ -37,8 +37,11 @@ class Index:
         return len(self.rejected) / total if total else 0.0
 
     def summary(self) -> dict[str, int]:
-        return {"images": len(self.manifest), "rejected": len(self.rejected),
-                "classes": int(self.manifest["label"].nunique())}
+        return {
+            "images": len(self.manifest),
+            "rejected": len(self.rejected),
+            "classes": int(self.manifest["label"].nunique()),
+        }
 
 
 def build_index(params: DataParams, workers: int = 1) -> Index:
@@ -56,8 +59,10 @@ def build_index(params: DataParams, workers: int = 1) -> Index:
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("path")
     rejected_frame = pd.DataFrame(rejected, columns=REJECTED_COLUMNS).sort_values("path")
     if manifest.empty:
-        raise UserError(f"data.source = {params.source!r}: no usable images found "
-                        f"({len(rejected_frame)} files rejected)")
+        raise UserError(
+            f"data.source = {params.source!r}: no usable images found "
+            f"({len(rejected_frame)} files rejected)"
+        )
     return Index(manifest.reset_index(drop=True), rejected_frame.reset_index(drop=True))
 
 
@@ -111,7 +116,7 @@ def _labels_from_csv(root: Path, manifest: str) -> tuple[list, list]:
     frame = read_csv(root / manifest, ["path", "label"])
     real_root = os.path.realpath(root)
     labelled, rejected, seen = [], [], set()
-    for raw_path, label in zip(frame["path"], frame["label"]):
+    for raw_path, label in zip(frame["path"], frame["label"], strict=True):
         path = os.path.normpath(raw_path.replace("\\", "/")) if raw_path else ""
         if not path or os.path.isabs(path) or path.split(os.sep)[0] == "..":
             rejected.append((raw_path, "path leaves the source folder (must be relative)"))
@@ -129,15 +134,23 @@ def _labels_from_csv(root: Path, manifest: str) -> tuple[list, list]:
     return labelled, rejected
 
 
-def _check_decodes(root: Path, labelled: list[tuple[str, str]],
-                   workers: int) -> list[tuple[str, str, tuple[int, int] | str]]:
+def _check_decodes(
+    root: Path, labelled: list[tuple[str, str]], workers: int
+) -> list[tuple[str, str, tuple[int, int] | str]]:
     """Decode every file once; return (path, label, (width, height) or rejection reason)."""
     paths = [str(root / path) for path, _ in labelled]
     sizes: list[tuple[int, int] | str] = []
-    for chunk in ordered_map(image_sizes, paths, chunk_size=32, workers=workers,
-                             max_in_flight=4 * workers, desc="index", unit="img"):
+    for chunk in ordered_map(
+        image_sizes,
+        paths,
+        chunk_size=32,
+        workers=workers,
+        max_in_flight=4 * workers,
+        desc="index",
+        unit="img",
+    ):
         sizes.extend(chunk)
-    return [(path, label, size) for (path, label), size in zip(labelled, sizes)]
+    return [(path, label, size) for (path, label), size in zip(labelled, sizes, strict=True)]
 
 
 def image_sizes(paths: Sequence[str]) -> list[tuple[int, int] | str]:

@@ -21,7 +21,7 @@ def channel_means(pack: Path | str) -> dict[str, float]:
             pixels += images.shape[0] * images.shape[1] * images.shape[2]
     if pixels == 0:
         raise UserError(f"{pack}: empty pack, cannot compute channel means")
-    return dict(zip(CHANNELS, (float(value) for value in totals / pixels)))
+    return dict(zip(CHANNELS, (float(value) for value in totals / pixels), strict=True))
 
 
 def save_means(path: Path | str, means: dict[str, float]) -> None:

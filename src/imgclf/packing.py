@@ -23,8 +23,16 @@ from imgclf.parallel import ordered_map
 _TASK_IMAGES = 8
 
 
-def pack_split(splits: pd.DataFrame, split: str, source: Path, out: Path,
-               size: tuple[int, int], params: PackParams, seed: int, workers: int) -> int:
+def pack_split(
+    splits: pd.DataFrame,
+    split: str,
+    source: Path,
+    out: Path,
+    size: tuple[int, int],
+    params: PackParams,
+    seed: int,
+    workers: int,
+) -> int:
     """Write the `split` rows of `splits` to `out`; return the number of images."""
     label_names = sorted(splits["label"].unique())
     rows = splits[splits["split"] == split]
@@ -32,19 +40,28 @@ def pack_split(splits: pd.DataFrame, split: str, source: Path, out: Path,
         raise UserError(f"split {split!r} has no images in the splits file")
     rows = rows.iloc[np.random.default_rng(seed).permutation(len(rows))]
     label_ids = rows["label"].map({name: index for index, name in enumerate(label_names)})
-    tasks = [(str(source / path), jpeg_reduction(int(width), int(height), size))
-             for path, width, height in zip(rows["path"], rows["width"], rows["height"])]
+    tasks = [
+        (str(source / path), jpeg_reduction(int(width), int(height), size))
+        for path, width, height in zip(rows["path"], rows["width"], rows["height"], strict=True)
+    ]
     decode = functools.partial(decode_batch, size=size, interpolation=params.interpolation)
-    batches = ordered_map(decode, tasks, chunk_size=_TASK_IMAGES, workers=workers,
-                          max_in_flight=max(2 * workers, params.batch_size // _TASK_IMAGES),
-                          desc=f"pack {split}", unit="img")
+    batches = ordered_map(
+        decode,
+        tasks,
+        chunk_size=_TASK_IMAGES,
+        workers=workers,
+        max_in_flight=max(2 * workers, params.batch_size // _TASK_IMAGES),
+        desc=f"pack {split}",
+        unit="img",
+    )
     attrs = {"split": split, "source": str(source), "interpolation": params.interpolation}
     with PackWriter(out, len(rows), (*size, 3), label_names, params.batch_size, attrs) as writer:
         for block in _rebatch(batches, params.batch_size):
             start = writer.written
             end = start + len(block)
-            writer.write(block, label_ids.iloc[start:end].tolist(),
-                         rows["path"].iloc[start:end].tolist())
+            writer.write(
+                block, label_ids.iloc[start:end].tolist(), rows["path"].iloc[start:end].tolist()
+            )
     return len(rows)
 
 
@@ -62,14 +79,15 @@ def _rebatch(batches: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
             block = np.concatenate(held)
             whole = len(block) - len(block) % rows
             for start in range(0, whole, rows):
-                yield block[start:start + rows]
+                yield block[start : start + rows]
             held, count = [block[whole:]], len(block) - whole
     if count:
         yield np.concatenate(held)
 
 
-def decode_batch(tasks: Sequence[tuple[str, int]], size: tuple[int, int],
-                 interpolation: str) -> np.ndarray:
+def decode_batch(
+    tasks: Sequence[tuple[str, int]], size: tuple[int, int], interpolation: str
+) -> np.ndarray:
     """Decode and resize (path, jpeg reduction) tasks into one (n, H, W, 3) uint8 array."""
     images = np.empty((len(tasks), *size, 3), dtype=np.uint8)
     for index, (path, reduce) in enumerate(tasks):
@@ -78,4 +96,3 @@ def decode_batch(tasks: Sequence[tuple[str, int]], size: tuple[int, int],
         except ImageError as error:
             raise UserError(f"{path}: {error} (it decoded when indexed; did it change?)") from None
     return images
-

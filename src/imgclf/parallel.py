@@ -18,24 +18,34 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def ordered_map(function: Callable[[Sequence[Item]], Result], items: Sequence[Item], *,
-                chunk_size: int, workers: int, max_in_flight: int, **progress: Any,
-                ) -> Iterator[Result]:
+def ordered_map(
+    function: Callable[[Sequence[Item]], Result],
+    items: Sequence[Item],
+    *,
+    chunk_size: int,
+    workers: int,
+    max_in_flight: int,
+    **progress: Any,
+) -> Iterator[Result]:
     """Yield `function(chunk)` for consecutive chunks of `items`, in order.
 
     At most `max_in_flight` chunks are queued or held at once, so memory is bounded by the
     chunk size, not by the number of items. `workers == 1` runs in this process. `progress`
     is passed to tqdm, which stays quiet when stderr is not a terminal.
     """
-    chunks = [items[start:start + chunk_size] for start in range(0, len(items), chunk_size)]
+    chunks = [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
     with tqdm(total=len(items), disable=None, **progress) as bar:
         for result, size in _map_chunks(function, chunks, workers, max(1, max_in_flight)):
             bar.update(size)
             yield result
 
 
-def _map_chunks(function: Callable[[Sequence[Item]], Result], chunks: list[Sequence[Item]],
-                workers: int, max_in_flight: int) -> Iterator[tuple[Result, int]]:
+def _map_chunks(
+    function: Callable[[Sequence[Item]], Result],
+    chunks: list[Sequence[Item]],
+    workers: int,
+    max_in_flight: int,
+) -> Iterator[tuple[Result, int]]:
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield function(chunk), len(chunk)
