@@ -11,8 +11,11 @@ import numpy as np
 
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 # libjpeg can decode straight to 1/2, 1/4 or 1/8 size, skipping most of the work.
-_JPEG_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                 8: cv2.IMREAD_REDUCED_COLOR_8}
+_JPEG_REDUCED = {
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 _JPEG_MAGIC = b"\xff\xd8\xff"
 # Classic and BigTIFF, both byte orders.
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -104,8 +107,9 @@ def centre_crop_box(width: int, height: int, size: tuple[int, int]) -> tuple[int
     return (width - crop_width) // 2, (height - crop_height) // 2, crop_width, crop_height
 
 
-def resize_aspect_aware(image: np.ndarray, size: tuple[int, int],
-                        interpolation: str = "area") -> np.ndarray:
+def resize_aspect_aware(
+    image: np.ndarray, size: tuple[int, int], interpolation: str = "area"
+) -> np.ndarray:
     """Centre-crop to the aspect ratio of `size` (h, w), then resize to exactly `size`.
 
     The book (ch. 2) resizes the shorter side, crops, then resizes again to fix rounding;
@@ -113,15 +117,17 @@ def resize_aspect_aware(image: np.ndarray, size: tuple[int, int],
     """
     height, width = image.shape[:2]
     x, y, crop_width, crop_height = centre_crop_box(width, height, size)
-    cropped = image[y:y + crop_height, x:x + crop_width]
+    cropped = image[y : y + crop_height, x : x + crop_width]
     target_height, target_width = size
     if cropped.shape[:2] == (target_height, target_width):
         return cropped.copy()  # never a view: it would alias the input and pin all of it
-    return cv2.resize(cropped, (target_width, target_height),
-                      interpolation=INTERPOLATIONS[interpolation])
+    return cv2.resize(
+        cropped, (target_width, target_height), interpolation=INTERPOLATIONS[interpolation]
+    )
 
 
-def load_resized(path: Path | str, size: tuple[int, int], interpolation: str = "area",
-                 reduce: int = 1) -> np.ndarray:
+def load_resized(
+    path: Path | str, size: tuple[int, int], interpolation: str = "area", reduce: int = 1
+) -> np.ndarray:
     """Read `path` and return it aspect-aware resized to `size` (h, w) as RGB uint8."""
     return resize_aspect_aware(read_image(path, reduce), size, interpolation)
