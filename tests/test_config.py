@@ -49,6 +49,20 @@ def test_repo_params_load() -> None:
         ("data", {"max_rejected": 2.0}, "data.max_rejected = 2.0"),
         ("pack", {"interpolation": "nearest"}, "pack.interpolation"),
         ("pack", {"batch_size": 0}, "pack.batch_size = 0"),
+        ("cnn", {"crop": [40, 28]}, "cnn.crop = [40, 28] is not allowed; expected at most"),
+        ("cnn", {"seeds": []}, "cnn.seeds = []"),
+        ("cnn", {"seeds": [1, 1]}, "distinct seeds"),
+        ("cnn", {"arch": "vgg99"}, "expected one of minivggnet, alexnet"),
+        (
+            "cnn",
+            {"optimizer": {"name": "sgd", "lr": "1e-3", "momentum": 0.9, "nesterov": True}},
+            "cnn.optimizer.lr = '1e-3'",
+        ),
+        (
+            "cnn",
+            {"schedule": {"name": "step", "power": 1.0, "factor": 0.5}},
+            "missing key cnn.schedule.every",
+        ),
     ],
 )
 def test_bad_values_name_the_key(

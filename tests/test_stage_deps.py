@@ -13,8 +13,20 @@ from conftest import REPO
 LIBRARY = REPO / "src" / "imgclf"
 
 
+def module_file(dotted: str) -> Path | None:
+    """The file of imgclf module `dotted` (a package's __init__.py), if it is one."""
+    parts = dotted.split(".")
+    if parts[0] != "imgclf" or len(parts) < 2:
+        return None
+    base = LIBRARY.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def imported_modules(path: Path) -> set[str]:
-    """imgclf modules imported by `path`, directly or through other imgclf modules."""
+    """imgclf files (relative to src/imgclf) that `path` imports, directly or indirectly."""
     found: set[str] = set()
     pending = [path]
     while pending:
@@ -26,13 +38,24 @@ def imported_modules(path: Path) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             for name in names:
-                parts = name.split(".")
-                if parts[0] == "imgclf" and len(parts) > 1:
-                    module = LIBRARY.joinpath(*parts[1:]).with_suffix(".py")
-                    if module.exists() and module.name not in found:
-                        found.add(module.name)
+                module = module_file(name)
+                if module is not None:
+                    relative = module.relative_to(LIBRARY).as_posix()
+                    if relative not in found:
+                        found.add(relative)
                         pending.append(module)
     return found
+
+
+def listed_modules(deps: list[str]) -> set[str]:
+    """imgclf files named in a stage's deps; a folder stands for every file in it."""
+    listed = set()
+    for dep in deps:
+        if dep.startswith("src/imgclf/"):
+            path = REPO / dep
+            files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            listed |= {file.relative_to(LIBRARY).as_posix() for file in files}
+    return listed
 
 
 def stages() -> list[tuple[str, dict]]:
@@ -44,5 +67,4 @@ def stages() -> list[tuple[str, dict]]:
 def test_deps_list_every_imported_module(name: str, stage: dict) -> None:
     script = re.search(r"python (stages/\w+\.py)", stage["cmd"]).group(1)
     assert script in stage["deps"]
-    listed = {Path(dep).name for dep in stage["deps"] if dep.startswith("src/imgclf/")}
-    assert listed == imported_modules(REPO / script)
+    assert listed_modules(stage["deps"]) == imported_modules(REPO / script)

@@ -1,3 +1,9 @@
 """imgclf: a reproducible image-classification workbench built as a DVC pipeline."""
 
 __version__ = "0.1.0"
+
+import os
+
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the stage logs; a user who
+# wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

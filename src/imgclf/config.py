@@ -80,6 +80,8 @@ class BaseParams(Section):
     seed: int = field(metadata=bounds(0))
     # [height, width] of every packed image; a single number means a square.
     image_size: int | tuple[int, int] = field(metadata=bounds(8, 4096))
+    # Repeatable CPU training (op determinism); costs speed, see the README.
+    deterministic: bool
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, int):
@@ -152,14 +154,76 @@ class PackParams(Section):
     interpolation: Interpolation
 
 
+Architecture = Literal["minivggnet", "alexnet", "minigooglenet", "resnet"]
+
+
 @dataclass(frozen=True)
-class Params:
+class OptimizerParams(Section):
+    """Optimizer and its base learning rate (momentum and nesterov apply to SGD)."""
+
+    name: Literal["sgd", "adam", "rmsprop"]
+    lr: float = field(metadata=bounds(0, 10, open_low=True))
+    momentum: float = field(metadata=bounds(0, 1, open_high=True))
+    nesterov: bool
+
+
+@dataclass(frozen=True)
+class ScheduleParams(Section):
+    """Learning-rate schedule over the run: constant, step decay, or polynomial decay."""
+
+    name: Literal["constant", "step", "polynomial"]
+    power: float = field(metadata=bounds(0))  # polynomial: 1.0 is linear decay to 0
+    factor: float = field(metadata=bounds(0, 1, open_low=True))  # step: multiply by this
+    every: int = field(metadata=bounds(1))  # step: every this many epochs
+
+
+@dataclass(frozen=True)
+class AugmentParams(Section):
+    """The book's ImageDataGenerator settings as Keras layers; 0 turns one off."""
+
+    rotation: float = field(metadata=bounds(0, 180))  # degrees
+    shift: float = field(metadata=bounds(0, 1, open_high=True))  # fraction of width/height
+    shear: float = field(metadata=bounds(0, 80))  # degrees, as modern Keras reads it
+    zoom: float = field(metadata=bounds(0, 1, open_high=True))  # +- fraction
+
+
+@dataclass(frozen=True)
+class CnnParams(Section):
+    """CNNs trained from scratch, one per seed (stage `cnn`)."""
+
+    arch: Architecture
+    seeds: tuple[int, ...] = field(metadata=bounds(0))
+    crop: tuple[int, int] = field(metadata=bounds(8, 4096))  # random patches in training
+    preprocessing: Literal["mean", "scale"]  # subtract means.json, or divide by 255
+    epochs: int = field(metadata=bounds(1, 100_000))
+    batch_size: int = field(metadata=bounds(1, 100_000))
+    l2: float = field(metadata=bounds(0, 1))
+    cache_mb: int = field(metadata=bounds(0))  # keep the train pack in memory up to this size
+    optimizer: OptimizerParams
+    schedule: ScheduleParams
+    augment: AugmentParams
+
+    def check(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise InvalidParam("seeds", list(self.seeds), "a non-empty list of distinct seeds")
+
+
+@dataclass(frozen=True)
+class Params(Section):
     """Everything in params.yaml."""
 
     base: BaseParams
     data: DataParams
     split: SplitParams
     pack: PackParams
+    cnn: CnnParams
+
+    def check(self) -> None:
+        height, width = self.base.image_size
+        if self.cnn.crop[0] > height or self.cnn.crop[1] > width:
+            raise InvalidParam(
+                "cnn.crop", list(self.cnn.crop), f"at most base.image_size = {[height, width]}"
+            )
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

@@ -1,0 +1,80 @@
+"""Stage cnn: train one from-scratch CNN (an ensemble member) on the packs, resumably."""
+
+import argparse
+import dataclasses
+import logging
+import math
+from pathlib import Path
+
+from imgclf.architectures import build_architecture
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
+from imgclf.means import load_means
+from imgclf.training import (
+    RunPaths,
+    build_optimizer,
+    compile_classifier,
+    fingerprint,
+    fit_resumable,
+    pixel_preprocessing,
+    set_seed,
+)
+
+log = logging.getLogger("imgclf.cnn")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--seed", type=int, required=True, help="this member's seed")
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--val", type=Path, required=True)
+    parser.add_argument("--means", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="best-on-val model (.keras)")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder (curves)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    cnn = params.cnn
+    set_seed(args.seed, params.base.deterministic)
+    train, val = PackInfo.read(args.train), PackInfo.read(args.val)
+    cache = args.train.stat().st_size <= cnn.cache_mb * 2**20
+    augmentation = build_augmentation(**dataclasses.asdict(cnn.augment), seed=args.seed)
+    train_data = training_dataset(
+        train,
+        batch_size=cnn.batch_size,
+        seed=args.seed,
+        crop=cnn.crop,
+        augmentation=augmentation,
+        cache=cache,
+    )
+    val_data = evaluation_dataset(val, batch_size=cnn.batch_size, crop=cnn.crop)
+    steps = math.ceil(train.count / cnn.batch_size)
+
+    preprocessing = pixel_preprocessing(cnn.preprocessing, load_means(args.means))
+    model = build_architecture(
+        cnn.arch, (*cnn.crop, 3), len(train.label_names), l2=cnn.l2, preprocessing=preprocessing
+    )
+    compile_classifier(model, build_optimizer(cnn.optimizer, cnn.schedule, steps, cnn.epochs))
+    settings = {
+        **dataclasses.asdict(cnn),
+        "seeds": None,
+        "seed": args.seed,
+        "deterministic": params.base.deterministic,
+    }
+    run_id = fingerprint(settings, [args.train, args.val, args.means])
+    trained = fit_resumable(
+        model,
+        train_data,
+        val_data,
+        epochs=cnn.epochs,
+        steps_per_epoch=steps,
+        paths=RunPaths(args.model, args.live),
+        run_id=run_id,
+    )
+    log.info("trained %d epochs (of %d); best model in %s", trained, cnn.epochs, args.model)
+
+
+if __name__ == "__main__":
+    run_stage(main)
