@@ -56,8 +56,16 @@ class Project:
         self.dvc("config", "core.analytics", "false")
         # DVCLive cannot run in a repository without commits (it asks git for HEAD).
         self.command("git", "add", "-A")
-        self.command("git", "-c", "user.name=test", "-c", "user.email=test@example.com",
-                     "commit", "-qm", "pipeline")
+        self.command(
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "-qm",
+            "pipeline",
+        )
 
     def write_params(self, params: dict) -> None:
         (self.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")

@@ -209,6 +209,34 @@ class CnnParams(Section):
 
 
 @dataclass(frozen=True)
+class PredictParams(Section):
+    """How models predict val and test (stages `predict_*`)."""
+
+    crops: Literal[1, 10]  # centre crop, or the book's 10-crop over-sampling (ch. 10)
+    batch_size: int = field(metadata=bounds(1, 100_000))
+
+
+MEMBER = re.compile(r"cnn(/seed\d+)?|finetune|logreg")
+
+
+@dataclass(frozen=True)
+class EnsembleParams(Section):
+    """Which models' probabilities the ensemble averages (book ch. 6)."""
+
+    # "cnn" (every seed in cnn.seeds), "cnn/seed<N>", "finetune" or "logreg"
+    members: tuple[str, ...]
+
+    def check(self) -> None:
+        bad = [member for member in self.members if not MEMBER.fullmatch(member)]
+        if not self.members or bad or len(set(self.members)) != len(self.members):
+            raise InvalidParam(
+                "members",
+                list(self.members),
+                "a list of distinct names: cnn, cnn/seed<N>, finetune, logreg",
+            )
+
+
+@dataclass(frozen=True)
 class Params(Section):
     """Everything in params.yaml."""
 
@@ -217,6 +245,8 @@ class Params(Section):
     split: SplitParams
     pack: PackParams
     cnn: CnnParams
+    predict: PredictParams
+    ensemble: EnsembleParams
 
     def check(self) -> None:
         height, width = self.base.image_size
@@ -224,6 +254,26 @@ class Params(Section):
             raise InvalidParam(
                 "cnn.crop", list(self.cnn.crop), f"at most base.image_size = {[height, width]}"
             )
+        for member in self.ensemble.members:
+            seed = member.removeprefix("cnn/seed")
+            if seed != member and int(seed) not in self.cnn.seeds:
+                raise InvalidParam(
+                    "ensemble.members",
+                    list(self.ensemble.members),
+                    f"seeds listed in cnn.seeds ({list(self.cnn.seeds)})",
+                )
+
+    def predicted_models(self) -> list[str]:
+        """Every model the pipeline makes predictions for, as named under data/predictions."""
+        return [*(f"cnn/seed{seed}" for seed in self.cnn.seeds), "ensemble"]
+
+    def ensemble_members(self) -> list[str]:
+        """The ensemble's members with "cnn" expanded to every seed, e.g. cnn/seed0."""
+        names: list[str] = []
+        for member in self.ensemble.members:
+            expanded = [f"cnn/seed{seed}" for seed in self.cnn.seeds]
+            names += expanded if member == "cnn" else [member]
+        return list(dict.fromkeys(names))
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

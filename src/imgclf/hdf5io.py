@@ -1,4 +1,4 @@
-"""HDF5 packs: one writer and one reader sharing the key names.
+"""HDF5 files of the pipeline, with one set of key names: image packs and predictions.
 
 A pack holds `images` uint8 (N, H, W, 3) RGB chunked per batch of images, `labels` int64
 (N,), `label_names` and `paths` (UTF-8 strings). Files carry no timestamps, so the same
@@ -7,6 +7,7 @@ inputs give the same bytes, and are written under a temporary name, then renamed
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -143,3 +144,54 @@ class PackReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+PROBABILITIES = "probabilities"
+
+
+@dataclass(frozen=True)
+class SplitPredictions:
+    """Class probabilities of one split, with the true labels and source paths."""
+
+    probabilities: np.ndarray  # float32 (N, C)
+    labels: np.ndarray  # int64 (N,)
+    paths: list[str]
+
+
+def save_predictions(
+    path: Path | str,
+    splits: dict[str, SplitPredictions],
+    label_names: Sequence[str],
+    attrs: dict[str, Any] | None = None,
+) -> None:
+    """Write one group per split (`probabilities`, `labels`, `paths`) and `label_names`."""
+    with atomic_output(path) as temporary, h5py.File(temporary, "w") as handle:
+        handle.create_dataset(LABEL_NAMES, data=list(label_names), dtype=_TEXT, track_times=False)
+        for name, split in sorted(splits.items()):
+            group = handle.create_group(name, track_order=False)
+            group.create_dataset(
+                PROBABILITIES, data=split.probabilities.astype(np.float32), track_times=False
+            )
+            group.create_dataset(LABELS, data=split.labels.astype(np.int64), track_times=False)
+            group.create_dataset(PATHS, data=split.paths, dtype=_TEXT, track_times=False)
+        for key, value in sorted((attrs or {}).items()):
+            handle.attrs[key] = value
+
+
+def load_predictions(path: Path | str) -> tuple[dict[str, SplitPredictions], list[str]]:
+    """Read a predictions file: ({split: SplitPredictions}, label_names)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            names = list(handle[LABEL_NAMES].asstr()[:])
+            splits = {
+                name: SplitPredictions(
+                    group[PROBABILITIES][:], group[LABELS][:], list(group[PATHS].asstr()[:])
+                )
+                for name, group in handle.items()
+                if isinstance(group, h5py.Group)
+            }
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, KeyError) as error:
+        raise UserError(f"{path}: not an imgclf predictions file ({error})") from None
+    return splits, names

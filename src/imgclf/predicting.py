@@ -1,0 +1,63 @@
+"""Class probabilities of a Keras model over a pack: centre crop, or the book's 10-crop
+over-sampling (ch. 10: four corners and the centre, each also mirrored, averaged)."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imgclf.errors import UserError
+from imgclf.hdf5io import PackReader, SplitPredictions
+from imgclf.inputs import PackInfo, evaluation_dataset
+
+
+def load_keras_model(path: Path | str) -> keras.Model:
+    """Load a `.keras` model safely (no arbitrary code), with a one-line error."""
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: cannot load the model ({error})") from None
+
+
+def ten_crops(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """(10, B, h, w, 3): corners, centre, and their mirror images, of a (B, H, W, 3) batch."""
+    height, width = images.shape[1], images.shape[2]
+    crop_height, crop_width = size
+    tops = (0, 0, height - crop_height, height - crop_height, (height - crop_height) // 2)
+    lefts = (0, width - crop_width, 0, width - crop_width, (width - crop_width) // 2)
+    crops = [
+        images[:, top : top + crop_height, left : left + crop_width, :]
+        for top, left in zip(tops, lefts, strict=True)
+    ]
+    crops += [tf.reverse(crop, axis=[2]) for crop in crops]
+    return tf.stack(crops)
+
+
+def predict_pack(
+    model: keras.Model, pack: Path | str, *, batch_size: int, crops: int = 1
+) -> SplitPredictions:
+    """Probabilities of `model` for every row of `pack`, in stored order."""
+    info = PackInfo.read(pack)
+    if model.output_shape[-1] != len(info.label_names):
+        raise UserError(
+            f"{pack}: {len(info.label_names)} classes, but the model predicts "
+            f"{model.output_shape[-1]}"
+        )
+    size = tuple(model.input_shape[1:3])
+    if size[0] > info.image_shape[0] or size[1] > info.image_shape[1]:
+        raise UserError(
+            f"{pack}: images are {info.image_shape[:2]}, smaller than the model's input {size}"
+        )
+    if crops == 1:
+        dataset = evaluation_dataset(info, batch_size=batch_size, crop=size)
+        probabilities = model.predict(dataset, verbose=0)
+    else:
+        batches = []  # each batch of B images becomes 10 * B crops, averaged per image
+        for images, _ in evaluation_dataset(info, batch_size=batch_size):
+            crops_batch = tf.reshape(ten_crops(images, size), (-1, *size, 3))
+            output = model.predict_on_batch(crops_batch)
+            batches.append(output.reshape(10, len(images), -1).mean(axis=0))
+        probabilities = np.concatenate(batches)
+    with PackReader(pack) as reader:
+        return SplitPredictions(probabilities.astype(np.float32), reader.labels, reader.paths)

@@ -1,0 +1,48 @@
+"""Stage predict: class probabilities of a Keras model for the val and test packs."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.hdf5io import save_predictions
+from imgclf.inputs import PackInfo
+from imgclf.predicting import load_keras_model, predict_pack
+from imgclf.training import set_seed
+
+log = logging.getLogger("imgclf.predict")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--model", type=Path, required=True, help="a .keras model")
+    parser.add_argument("--val", type=Path, required=True, help="val pack")
+    parser.add_argument("--test", type=Path, required=True, help="test pack")
+    parser.add_argument("--out", type=Path, required=True, help="predictions (.h5)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    set_seed(0, params.base.deterministic)  # inference is then repeatable to the bit
+    model = load_keras_model(args.model)
+    packs = {"val": args.val, "test": args.test}
+    splits = {
+        name: predict_pack(
+            model, pack, batch_size=params.predict.batch_size, crops=params.predict.crops
+        )
+        for name, pack in packs.items()
+    }
+    save_predictions(
+        args.out,
+        splits,
+        PackInfo.read(args.val).label_names,
+        attrs={"model": str(args.model), "crops": params.predict.crops},
+    )
+    for name, split in splits.items():
+        accuracy = (split.probabilities.argmax(axis=1) == split.labels).mean()
+        log.info("%s %s accuracy %.4f (%d-crop)", args.model, name, accuracy, params.predict.crops)
+
+
+if __name__ == "__main__":
+    run_stage(main)
