@@ -26,6 +26,12 @@ DATA_OUTPUTS = [
     "data/interim/rejected.csv",
     "data/interim/splits.csv",
     "data/processed/means.json",
+    "data/predictions/cnn/seed0.h5",
+    "data/predictions/ensemble.h5",
+    "data/predictions/logreg.h5",
+    "data/predictions/finetune.h5",
+    "metrics/models/ensemble.json",
+    *(f"data/features/{split}.h5" for split in SPLITS),
     *(f"data/processed/{split}.h5" for split in SPLITS),
     "metrics/index.json",
     "metrics/split.json",
@@ -43,12 +49,18 @@ class Project:
             copy = shutil.copytree if source.is_dir() else shutil.copy2
             copy(source, root / name)
         write_image_folder(root / "data" / "images")
+        write_image_folder(root / "data" / "source", per_class=6)
         params = repo_params_dict()
         params["base"]["image_size"] = [24, 24]
         params["data"]["source"] = "data/images"
         params["split"].update(val=0.25, test=0.25)
         params["pack"]["batch_size"] = 5
         params["cnn"].update(seeds=[0], crop=[20, 20], epochs=2, batch_size=8)
+        params["backbone"]["pretrain"].update(
+            source="data/source", epochs=1, batch_size=8, val=0.2
+        )
+        params["logreg"].update(C=[0.1, 1.0], folds=2)
+        params["finetune"].update(batch_size=8, warmup_epochs=1, epochs=1, unfreeze=4)
         self.write_params(params)
         self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.command("git", "init", "-q")
@@ -91,9 +103,9 @@ class Project:
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.command(sys.executable, "-m", "dvc", *args, check=check)
 
-    def repro(self) -> list[str]:
+    def repro(self, *targets: str) -> list[str]:
         """Run `dvc repro`; return the stages that actually ran."""
-        return re.findall(r"Running stage '([^']+)'", self.dvc("repro").stdout)
+        return re.findall(r"Running stage '([^']+)'", self.dvc("repro", *targets).stdout)
 
     def digests(self) -> dict[str, str]:
         return {
@@ -103,7 +115,21 @@ class Project:
 
 
 DATA_STAGES = ["index", "split", "pack@train", "pack@val", "pack@test", "means"]
-ALL_STAGES = [*DATA_STAGES, "cnn@0"]
+MODEL_STAGES = [
+    "cnn@0",
+    "predict_cnn@0",
+    "backbone",
+    "features@train",
+    "features@val",
+    "features@test",
+    "logreg",
+    "predict_logreg",
+    "finetune",
+    "predict_finetune",
+    "ensemble",
+    "evaluate",
+]
+ALL_STAGES = [*DATA_STAGES, *MODEL_STAGES]
 
 
 @pytest.fixture
@@ -136,13 +162,17 @@ def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
 def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     project.repro()
     project.update_params("split", val=0.3)
-    assert sorted(project.repro()) == sorted(ALL_STAGES[1:])
+    assert sorted(project.repro()) == sorted(set(ALL_STAGES) - {"index", "backbone"})
     project.update_params("pack", interpolation="linear")
-    assert sorted(project.repro()) == sorted(ALL_STAGES[2:])
+    assert sorted(project.repro()) == sorted(set(ALL_STAGES) - {"index", "split", "backbone"})
+    project.update_params("logreg", C=[0.01, 0.1])
+    # Not the features: only the model on them, its predictions, and what reads those.
+    assert sorted(project.repro()) == ["ensemble", "evaluate", "logreg", "predict_logreg"]
     project.update_params("data", max_rejected=0.5)
     assert project.repro() == ["index"]  # same manifest: DVC stops there
     project.update_params("cnn", seeds=[0, 7])
-    assert project.repro() == ["cnn@7"]  # a new ensemble member trains alone
+    # A new ensemble member trains alone; the ensemble and its evaluation follow.
+    assert sorted(project.repro()) == ["cnn@7", "ensemble", "evaluate", "predict_cnn@7"]
 
 
 def test_two_runs_from_scratch_give_identical_bytes(tmp_path: Path) -> None:
@@ -180,4 +210,4 @@ def test_too_many_rejected_files_fail_but_are_listed(project: Project) -> None:
     assert rejected["path"].tolist() == [f"cat/broken{index}.jpg" for index in range(3)]
     assert not (project.root / "data/interim/manifest.csv").exists()
     project.update_params("data", max_rejected=0.2)
-    assert sorted(project.repro()) == sorted(ALL_STAGES)
+    assert project.repro("index") == ["index"]

@@ -209,6 +209,85 @@ class CnnParams(Section):
 
 
 @dataclass(frozen=True)
+class PretrainParams(Section):
+    """Training the backbone on a source image folder (`backbone.weights: pretrain`)."""
+
+    source: str  # class-per-subfolder images, disjoint from data.source
+    val: float = field(metadata=bounds(0, 1, open_low=True, open_high=True))
+    epochs: int = field(metadata=bounds(1, 100_000))
+    batch_size: int = field(metadata=bounds(1, 100_000))
+    l2: float = field(metadata=bounds(0, 1))
+    optimizer: OptimizerParams
+    schedule: ScheduleParams
+    augment: AugmentParams
+
+
+BackboneArch = Literal[
+    "resnet50",
+    "vgg16",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "minivggnet",
+    "alexnet",
+    "minigooglenet",
+    "resnet",
+]
+
+
+@dataclass(frozen=True)
+class BackboneParams(Section):
+    """The pretrained body shared by `features` and `finetune` (stage `backbone`)."""
+
+    arch: BackboneArch
+    # imagenet | pretrain | none | a weights file (.weights.h5, or a Keras *_notop.h5)
+    weights: str
+    pretrain: PretrainParams
+
+    def check(self) -> None:
+        if not self.weights:
+            raise InvalidParam(
+                "weights", self.weights, "imagenet, pretrain, none or a weights file path"
+            )
+
+
+@dataclass(frozen=True)
+class FeaturesParams(Section):
+    """Batched inference of the backbone over the packs (stage `features`)."""
+
+    batch_size: int = field(metadata=bounds(1, 100_000))
+    jit_compile: bool  # XLA: faster for some archs on CPU, slower for others; see bench/
+
+
+@dataclass(frozen=True)
+class LogregParams(Section):
+    """Logistic regression on the features, C chosen by grid search (stage `logreg`)."""
+
+    C: tuple[float, ...] = field(metadata=bounds(0, open_low=True))
+    select: Literal["cv", "val"]  # cross-validation on train (book), or accuracy on val
+    folds: int = field(metadata=bounds(2, 100))
+    max_iter: int = field(metadata=bounds(1))
+
+    def check(self) -> None:
+        if not self.C:
+            raise InvalidParam("C", list(self.C), "a non-empty list of positive numbers")
+
+
+@dataclass(frozen=True)
+class FinetuneParams(Section):
+    """A new head on the backbone: warm-up, then the top layers unfrozen (stage `finetune`)."""
+
+    hidden: int = field(metadata=bounds(1))
+    dropout: float = field(metadata=bounds(0, 1, open_high=True))
+    batch_size: int = field(metadata=bounds(1, 100_000))
+    warmup_epochs: int = field(metadata=bounds(1, 100_000))
+    warmup_optimizer: OptimizerParams
+    unfreeze: int = field(metadata=bounds(0))  # top backbone layers trained in phase 2
+    epochs: int = field(metadata=bounds(1, 100_000))
+    optimizer: OptimizerParams
+    augment: AugmentParams
+
+
+@dataclass(frozen=True)
 class PredictParams(Section):
     """How models predict val and test (stages `predict_*`)."""
 
@@ -245,6 +324,10 @@ class Params(Section):
     split: SplitParams
     pack: PackParams
     cnn: CnnParams
+    backbone: BackboneParams
+    features: FeaturesParams
+    logreg: LogregParams
+    finetune: FinetuneParams
     predict: PredictParams
     ensemble: EnsembleParams
 
@@ -265,7 +348,7 @@ class Params(Section):
 
     def predicted_models(self) -> list[str]:
         """Every model the pipeline makes predictions for, as named under data/predictions."""
-        return [*(f"cnn/seed{seed}" for seed in self.cnn.seeds), "ensemble"]
+        return [*(f"cnn/seed{seed}" for seed in self.cnn.seeds), "logreg", "finetune", "ensemble"]
 
     def ensemble_members(self) -> list[str]:
         """The ensemble's members with "cnn" expanded to every seed, e.g. cnn/seed0."""

@@ -14,9 +14,11 @@ def split_metrics(predictions: SplitPredictions, classes: int) -> dict[str, floa
     labels, probabilities = predictions.labels, predictions.probabilities
     predicted = probabilities.argmax(axis=1)
     everything = np.arange(classes)
+    # scikit-learn wants the positive class's score alone for two classes.
+    scores = probabilities[:, 1] if classes == 2 else probabilities
     metrics = {
         "accuracy": accuracy_score(labels, predicted),
-        "rank1": top_k_accuracy_score(labels, probabilities, k=1, labels=everything),
+        "rank1": top_k_accuracy_score(labels, scores, k=1, labels=everything),
         "macro_f1": f1_score(
             labels, predicted, average="macro", labels=everything, zero_division=0
         ),

@@ -21,7 +21,8 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Keep the suffix: some writers insist on it (Keras wants `.keras`).
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     temporary.unlink(missing_ok=True)
     try:
         yield temporary

@@ -19,6 +19,7 @@ from imgclf.errors import UserError
 from imgclf.fileio import atomic_output
 
 IMAGES = "images"
+FEATURES = "features"
 LABELS = "labels"
 LABEL_NAMES = "label_names"
 PATHS = "paths"
@@ -28,6 +29,7 @@ _TEXT = h5py.string_dtype("utf-8")
 class PackWriter:
     """Write a pack of known size row by row; the file appears only once every row is in.
 
+    Rows are `images` (uint8) by default; feature files use `key=FEATURES, dtype=float32`.
     Use as a context manager; `write` takes consecutive batches.
     """
 
@@ -35,15 +37,18 @@ class PackWriter:
         self,
         path: Path | str,
         count: int,
-        image_shape: tuple[int, int, int],
+        image_shape: tuple[int, ...],
         label_names: Sequence[str],
         chunk_rows: int,
         attrs: dict[str, Any] | None = None,
+        *,
+        key: str = IMAGES,
+        dtype: type = np.uint8,
     ) -> None:
         self.path, self.count, self.written = Path(path), count, 0
         self._stack = contextlib.ExitStack()
         try:
-            self._create(label_names, image_shape, chunk_rows, attrs or {})
+            self._create(label_names, image_shape, chunk_rows, attrs or {}, key, dtype)
         except BaseException as error:  # discard the temporary file, keep the error
             self._stack.__exit__(type(error), error, error.__traceback__)
             raise
@@ -51,16 +56,18 @@ class PackWriter:
     def _create(
         self,
         label_names: Sequence[str],
-        image_shape: tuple[int, int, int],
+        row_shape: tuple[int, ...],
         chunk_rows: int,
         attrs: dict[str, Any],
+        key: str,
+        dtype: type,
     ) -> None:
         count = self.count
         temporary = self._stack.enter_context(atomic_output(self.path))
         self._file = self._stack.enter_context(h5py.File(temporary, "w", track_order=False))
-        chunks = (max(1, min(chunk_rows, count)), *image_shape)
-        self._images = self._file.create_dataset(
-            IMAGES, (count, *image_shape), np.uint8, chunks=chunks, track_times=False
+        chunks = (max(1, min(chunk_rows, count)), *row_shape)
+        self._rows = self._file.create_dataset(
+            key, (count, *row_shape), dtype, chunks=chunks, track_times=False
         )
         self._labels = self._file.create_dataset(LABELS, (count,), np.int64, track_times=False)
         self._paths = self._file.create_dataset(PATHS, (count,), _TEXT, track_times=False)
@@ -70,15 +77,15 @@ class PackWriter:
         for key, value in sorted(attrs.items()):
             self._file.attrs[key] = value
 
-    def write(self, images: np.ndarray, labels: Sequence[int], paths: Sequence[str]) -> None:
-        """Append a batch of images with their labels and source paths."""
-        end = self.written + len(images)
-        if end > self.count or not len(images) == len(labels) == len(paths):
+    def write(self, rows: np.ndarray, labels: Sequence[int], paths: Sequence[str]) -> None:
+        """Append a batch of rows (images or features) with their labels and source paths."""
+        end = self.written + len(rows)
+        if end > self.count or not len(rows) == len(labels) == len(paths):
             raise ValueError(
-                f"batch of {len(images)} does not fit {self.path} at row "
+                f"batch of {len(rows)} does not fit {self.path} at row "
                 f"{self.written} of {self.count}"
             )
-        self._images[self.written : end] = images
+        self._rows[self.written : end] = rows
         self._labels[self.written : end] = np.asarray(labels, dtype=np.int64)
         self._paths[self.written : end] = list(paths)
         self.written = end
@@ -195,3 +202,31 @@ def load_predictions(path: Path | str) -> tuple[dict[str, SplitPredictions], lis
     except (OSError, KeyError) as error:
         raise UserError(f"{path}: not an imgclf predictions file ({error})") from None
     return splits, names
+
+
+@dataclass(frozen=True)
+class Features:
+    """A features file loaded whole: vectors, labels, class names and source paths."""
+
+    features: np.ndarray  # float32 (N, D)
+    labels: np.ndarray  # int64 (N,)
+    label_names: list[str]
+    paths: list[str]
+    attrs: dict[str, Any]
+
+
+def load_features(path: Path | str) -> Features:
+    """Read a features file written with `PackWriter(..., key=FEATURES)`."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return Features(
+                handle[FEATURES][:],
+                handle[LABELS][:],
+                list(handle[LABEL_NAMES].asstr()[:]),
+                list(handle[PATHS].asstr()[:]),
+                dict(handle.attrs),
+            )
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (OSError, KeyError) as error:
+        raise UserError(f"{path}: not an imgclf features file ({error})") from None

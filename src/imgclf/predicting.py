@@ -10,12 +10,13 @@ import tensorflow as tf
 from imgclf.errors import UserError
 from imgclf.hdf5io import PackReader, SplitPredictions
 from imgclf.inputs import PackInfo, evaluation_dataset
+from imgclf.layers import CUSTOM_OBJECTS
 
 
 def load_keras_model(path: Path | str) -> keras.Model:
     """Load a `.keras` model safely (no arbitrary code), with a one-line error."""
-    try:
-        return keras.models.load_model(path, safe_mode=True)
+    try:  # custom layers are passed explicitly: safe mode loads no code from the file
+        return keras.models.load_model(path, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: cannot load the model ({error})") from None
 

@@ -1,0 +1,74 @@
+"""Fine-tuning (book ch. 5, Chollet's recipe): a new head on a pretrained body, warmed up
+with the body frozen, then the body's top layers unfrozen and trained at a low rate."""
+
+import keras
+
+from imgclf.errors import UserError
+
+
+def build_finetune_model(
+    backbone: keras.Model, classes: int, *, hidden: int, dropout: float
+) -> keras.Model:
+    """backbone → global average pooling → Dense(hidden, relu) → Dropout → softmax.
+
+    The backbone is called with training=False, so its BatchNormalization layers stay in
+    inference mode in both phases: their statistics were learnt on the source data and
+    small fine-tuning batches would wreck them.
+    """
+    inputs = keras.Input(backbone.input_shape[1:], name="image")
+    features = backbone(inputs, training=False)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    hidden_layer = keras.layers.Dense(hidden, activation="relu", name="head_dense")(pooled)
+    dropped = keras.layers.Dropout(dropout, name="head_dropout")(hidden_layer)
+    outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(dropped)
+    return keras.Model(inputs, outputs, name="finetune")
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    """The nested backbone model inside a model made by `build_finetune_model`."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(nested) != 1:
+        raise UserError(f"{model.name}: expected one nested backbone, found {len(nested)}")
+    return nested[0]
+
+
+def freeze_backbone(model: keras.Model) -> None:
+    """Phase 1 (warm-up): only the new head learns."""
+    backbone_of(model).trainable = False
+
+
+def leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's layers in order, with nested models (a keras.applications body) expanded
+    and input layers left out."""
+    leaves: list[keras.layers.Layer] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            leaves += leaf_layers(layer)
+        elif not isinstance(layer, keras.layers.InputLayer):
+            leaves.append(layer)
+    return leaves
+
+
+def unfreeze_top(model: keras.Model, layers: int) -> list[str]:
+    """Phase 2: make the backbone's last `layers` layers trainable, except BatchNormalization.
+
+    Counts layers in order, weightless ones included, as the book's `inspect_model.py` does.
+    Returns the names of the layers with weights that are now trainable. Recompile after.
+    """
+    backbone = backbone_of(model)
+    _set_trainable_tree(backbone)
+    leaves = leaf_layers(backbone)
+    chosen = {id(layer) for layer in leaves[-layers:]} if layers > 0 else set()
+    for layer in leaves:
+        layer.trainable = id(layer) in chosen and not isinstance(
+            layer, keras.layers.BatchNormalization
+        )
+    return [layer.name for layer in leaves if layer.trainable and layer.weights]
+
+
+def _set_trainable_tree(model: keras.Model) -> None:
+    """Containers must be trainable for any layer inside them to be."""
+    model.trainable = True
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            _set_trainable_tree(layer)

@@ -1,0 +1,101 @@
+"""Logistic regression on CNN features (book ch. 3): a grid search over C, stored with skops.
+
+Models are stored in skops format, never pickle: a pickle pulled from a shared remote can
+run arbitrary code when loaded. Loading accepts only the types this module writes.
+"""
+
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from imgclf.errors import UserError
+from imgclf.fileio import atomic_output
+
+# Every type inside a stored model; anything else in a file is refused.
+TRUSTED_TYPES = [
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+]
+
+
+def build_logreg(max_iter: int, seed: int) -> Pipeline:
+    """Standardised features, then multinomial logistic regression (lbfgs).
+
+    Standardising makes one C grid fit every backbone, whose feature scales differ widely.
+    """
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed)
+    )
+
+
+def search_logreg(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    grid: Sequence[float],
+    select: str,
+    folds: int,
+    max_iter: int,
+    seed: int,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Pick C by cross-validation on train (`select="cv"`, the book's way) or by accuracy on
+    val (`select="val"`); return the model fitted on train with that C, and a summary."""
+    features, labels = train
+    if select == "cv":
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        data = train
+    else:  # train on train, score on val: one predefined split
+        splitter = PredefinedSplit(np.r_[np.full(len(labels), -1), np.zeros(len(val[1]))])
+        data = (np.concatenate([features, val[0]]), np.concatenate([labels, val[1]]))
+    search = GridSearchCV(
+        build_logreg(max_iter, seed),
+        {"logisticregression__C": list(grid)},
+        cv=splitter,
+        n_jobs=-1,
+        refit=False,
+    )
+    search.fit(*data)
+    best_c = search.best_params_["logisticregression__C"]
+    model = build_logreg(max_iter, seed).set_params(logisticregression__C=best_c)
+    model.fit(features, labels)
+    summary = {
+        "C": float(best_c),
+        "score": round(float(search.best_score_), 6),
+        "select": select,
+        "scores": {
+            str(c): round(float(score), 6)
+            for c, score in zip(grid, search.cv_results_["mean_test_score"], strict=True)
+        },
+    }
+    return model, summary
+
+
+def save_logreg(model: Pipeline, path: Path | str) -> None:
+    with atomic_output(path) as temporary:
+        sio.dump(model, temporary)
+
+
+def load_logreg(path: Path | str) -> Pipeline:
+    """Load a model written by `save_logreg`, refusing any type it would not contain."""
+    try:
+        untrusted = [
+            name for name in sio.get_untrusted_types(file=path) if name not in TRUSTED_TYPES
+        ]
+        if untrusted:
+            raise UserError(f"{path}: refusing to load untrusted type(s) {', '.join(untrusted)}")
+        model = sio.load(path, trusted=TRUSTED_TYPES)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:  # missing, corrupt
+        raise UserError(f"{path}: cannot load the model ({error})") from None
+    steps = [type(step).__name__ for _, step in getattr(model, "steps", [])]
+    if not isinstance(model, Pipeline) or steps != ["StandardScaler", "LogisticRegression"]:
+        raise UserError(f"{path}: not an imgclf logistic-regression model ({type(model)})")
+    return model

@@ -1,0 +1,53 @@
+"""Stage backbone: the pretrained body for features and fine-tuning, from ImageNet, a
+weights file, the pipeline's own pretraining on a source folder, or random (smoke tests)."""
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+from imgclf.backbones import build_backbone
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.fileio import atomic_output
+from imgclf.pretraining import pretrain_backbone
+from imgclf.training import set_seed
+
+log = logging.getLogger("imgclf.backbone")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, required=True, help="backbone (.keras)")
+    parser.add_argument("--live", type=Path, required=True, help="pretraining curves")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    spec = params.backbone
+    set_seed(params.base.seed, params.base.deterministic)
+    size = params.base.image_size
+    if spec.weights == "pretrain":
+        work = args.out.with_name(args.out.name + ".work")
+        body = pretrain_backbone(
+            spec.arch, size, spec.pretrain, seed=params.base.seed, work=work, live=args.live
+        )
+        shutil.rmtree(work)
+    else:
+        args.live.mkdir(parents=True, exist_ok=True)  # no curves without pretraining
+        body = build_backbone(spec.arch, (*size, 3), spec.weights)
+        if spec.weights == "none":
+            log.warning("backbone.weights = none: random weights, for smoke tests only")
+    with atomic_output(args.out) as temporary:
+        body.save(temporary)
+    log.info(
+        "%s backbone (%s weights) saved to %s: output %s",
+        spec.arch,
+        spec.weights,
+        args.out,
+        body.output_shape[1:],
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,42 @@
+"""Stage features: pooled backbone features of one split's pack (book ch. 3)."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.features import extract_features, feature_extractor
+from imgclf.predicting import load_keras_model
+from imgclf.training import set_seed
+
+log = logging.getLogger("imgclf.features")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--backbone", type=Path, required=True)
+    parser.add_argument("--pack", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="features (.h5)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    set_seed(0, params.base.deterministic)  # repeatable inference: identical bytes on rerun
+    extractor = feature_extractor(load_keras_model(args.backbone))
+    attrs = {"backbone": params.backbone.arch, "weights": params.backbone.weights}
+    count = extract_features(
+        extractor,
+        args.pack,
+        args.out,
+        batch_size=params.features.batch_size,
+        jit_compile=params.features.jit_compile,
+        attrs=attrs,
+    )
+    log.info(
+        "%d feature vectors of %d dimensions in %s", count, extractor.output_shape[-1], args.out
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

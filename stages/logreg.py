@@ -1,0 +1,43 @@
+"""Stage logreg: logistic regression on the train features, C chosen by grid search."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.config import load_params
+from imgclf.fileio import write_json
+from imgclf.hdf5io import load_features
+from imgclf.logistic import save_logreg, search_logreg
+
+log = logging.getLogger("imgclf.logreg")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--train", type=Path, required=True, help="train features")
+    parser.add_argument("--val", type=Path, required=True, help="val features")
+    parser.add_argument("--model", type=Path, required=True, help="model (.skops)")
+    parser.add_argument("--search", type=Path, required=True, help="grid search (JSON)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    train, val = load_features(args.train), load_features(args.val)
+    settings = params.logreg
+    model, summary = search_logreg(
+        (train.features, train.labels),
+        (val.features, val.labels),
+        grid=settings.C,
+        select=settings.select,
+        folds=settings.folds,
+        max_iter=settings.max_iter,
+        seed=params.base.seed,
+    )
+    save_logreg(model, args.model)
+    write_json(args.search, summary)
+    log.info("best C %g (%s score %.4f)", summary["C"], settings.select, summary["score"])
+
+
+if __name__ == "__main__":
+    run_stage(main)

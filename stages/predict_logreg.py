@@ -1,0 +1,35 @@
+"""Stage predict_logreg: class probabilities of the logistic regression for val and test."""
+
+import argparse
+from pathlib import Path
+
+from imgclf.cli import run_stage
+from imgclf.errors import UserError
+from imgclf.hdf5io import SplitPredictions, load_features, save_predictions
+from imgclf.logistic import load_logreg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="model (.skops)")
+    parser.add_argument("--val", type=Path, required=True, help="val features")
+    parser.add_argument("--test", type=Path, required=True, help="test features")
+    parser.add_argument("--out", type=Path, required=True, help="predictions (.h5)")
+    args = parser.parse_args()
+
+    model = load_logreg(args.model)
+    splits = {}
+    for name, path in (("val", args.val), ("test", args.test)):
+        features = load_features(path)
+        if list(model.classes_) != list(range(len(features.label_names))):
+            raise UserError(
+                f"{args.model}: trained on classes {list(model.classes_)}, "
+                f"{path} has {len(features.label_names)}; rerun logreg"
+            )
+        probabilities = model.predict_proba(features.features)
+        splits[name] = SplitPredictions(probabilities, features.labels, features.paths)
+    save_predictions(args.out, splits, features.label_names, attrs={"model": str(args.model)})
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,69 @@
+"""Logistic regression: grid search picks C, skops round trip, untrusted files refused."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from imgclf.errors import UserError
+from imgclf.logistic import load_logreg, save_logreg, search_logreg
+
+
+def blobs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # Imbalanced on purpose: a tiny C then predicts the majority class and scores worse.
+    labels = np.repeat([0, 1, 2], [count * 6 // 9, count * 2 // 9, count - count * 8 // 9])
+    centres = np.array([[0, 0, 0, 0], [3, 0, 3, 0], [0, 3, 0, 3]], np.float32)
+    return (centres[labels] + rng.normal(0, 1.0, (count, 4))).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("select", ["cv", "val"])
+def test_search_picks_c_and_fits_on_train(select: str) -> None:
+    model, summary = search_logreg(
+        blobs(90, 0),
+        blobs(30, 1),
+        grid=[1e-4, 1.0, 100.0],
+        select=select,
+        folds=3,
+        max_iter=500,
+        seed=0,
+    )
+    assert summary["C"] in (1.0, 100.0) and summary["select"] == select
+    assert set(summary["scores"]) == {"0.0001", "1.0", "100.0"}
+    assert summary["score"] == max(summary["scores"].values())
+    features, labels = blobs(60, 2)
+    assert (model.predict(features) == labels).mean() > 0.8
+    assert model.named_steps["logisticregression"].C == summary["C"]
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    model, _ = search_logreg(
+        blobs(60, 0), blobs(30, 1), grid=[1.0], select="cv", folds=2, max_iter=200, seed=0
+    )
+    save_logreg(model, tmp_path / "m.skops")
+    loaded = load_logreg(tmp_path / "m.skops")
+    features, _ = blobs(10, 3)
+    np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
+
+
+def test_untrusted_types_are_refused(tmp_path: Path) -> None:
+    sneaky = make_pipeline(FunctionTransformer(np.exp), KNeighborsClassifier(1))
+    sneaky.fit(*blobs(9, 0))
+    sio.dump(sneaky, tmp_path / "sneaky.skops")
+    with pytest.raises(UserError, match="refusing to load untrusted type"):
+        load_logreg(tmp_path / "sneaky.skops")
+
+
+def test_other_models_and_broken_files_are_refused(tmp_path: Path) -> None:
+    sio.dump(KNeighborsClassifier(1).fit(*blobs(9, 0)), tmp_path / "knn.skops")
+    with pytest.raises(UserError, match="(untrusted|not an imgclf)"):
+        load_logreg(tmp_path / "knn.skops")
+    (tmp_path / "broken.skops").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="cannot load the model"):
+        load_logreg(tmp_path / "broken.skops")
+    with pytest.raises(UserError, match="cannot load the model"):
+        load_logreg(tmp_path / "missing.skops")
