@@ -37,7 +37,7 @@ def test_search_picks_c_and_fits_on_train(select: str) -> None:
     assert summary["score"] == max(summary["scores"].values())
     features, labels = blobs(60, 2)
     assert (model.predict(features) == labels).mean() > 0.8
-    assert model.named_steps["logisticregression"].C == summary["C"]
+    assert summary["C"] == model.named_steps["logisticregression"].C
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
 
 def test_other_models_and_broken_files_are_refused(tmp_path: Path) -> None:
     sio.dump(KNeighborsClassifier(1).fit(*blobs(9, 0)), tmp_path / "knn.skops")
-    with pytest.raises(UserError, match="(untrusted|not an imgclf)"):
+    with pytest.raises(UserError, match=r"(untrusted|not an imgclf)"):
         load_logreg(tmp_path / "knn.skops")
     (tmp_path / "broken.skops").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="cannot load the model"):

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import keras
-from conftest import make_params, write_image_folder
 
+from conftest import make_params, write_image_folder
 from imgclf.architectures import BODY_OUTPUT
 from imgclf.pretraining import pretrain_backbone
 
