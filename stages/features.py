@@ -23,8 +23,12 @@ def main() -> None:
 
     params = load_params(args.params)
     set_seed(0, params.base.deterministic)  # repeatable inference: identical bytes on rerun
-    extractor = feature_extractor(load_keras_model(args.backbone))
-    attrs = {"backbone": params.backbone.arch, "weights": params.backbone.weights}
+    extractor = feature_extractor(load_keras_model(args.backbone), params.features.pooling)
+    attrs = {
+        "backbone": params.backbone.arch,
+        "weights": params.backbone.weights,
+        "pooling": params.features.pooling,
+    }
     count = extract_features(
         extractor,
         args.pack,

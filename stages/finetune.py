@@ -57,6 +57,7 @@ def main() -> None:
     model = build_finetune_model(
         load_keras_model(args.backbone),
         len(train.label_names),
+        pooling=tune.pooling,
         hidden=tune.hidden,
         dropout=tune.dropout,
     )

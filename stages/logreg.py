@@ -35,7 +35,13 @@ def main() -> None:
         seed=params.base.seed,
     )
     save_logreg(model, args.model)
+    grid = summary.pop("grid")  # in the log; the metrics file keeps one column per value
     write_json(args.search, summary)
+    log.info(
+        "grid (%s score by C): %s",
+        settings.select,
+        ", ".join(f"{c}: {score:.4f}" for c, score in grid.items()),
+    )
     log.info("best C %g (%s score %.4f)", summary["C"], settings.select, summary["score"])
 
 

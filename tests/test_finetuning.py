@@ -21,7 +21,7 @@ from imgclf.training import compile_classifier
 
 def model_on(arch: str = "minivggnet", size: int = 16) -> keras.Model:
     backbone = build_backbone(arch, (size, size, 3), "none")
-    return build_finetune_model(backbone, 3, hidden=8, dropout=0.5)
+    return build_finetune_model(backbone, 3, pooling="avg", hidden=8, dropout=0.5)
 
 
 def head_weights(model: keras.Model) -> int:

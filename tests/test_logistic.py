@@ -33,8 +33,8 @@ def test_search_picks_c_and_fits_on_train(select: str) -> None:
         seed=0,
     )
     assert summary["C"] in (1.0, 100.0) and summary["select"] == select
-    assert set(summary["scores"]) == {"0.0001", "1.0", "100.0"}
-    assert summary["score"] == max(summary["scores"].values())
+    assert set(summary["grid"]) == {"0.0001", "1.0", "100.0"}
+    assert summary["score"] == max(summary["grid"].values())
     features, labels = blobs(60, 2)
     assert (model.predict(features) == labels).mean() > 0.8
     assert summary["C"] == model.named_steps["logisticregression"].C

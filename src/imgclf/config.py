@@ -250,11 +250,17 @@ class BackboneParams(Section):
             )
 
 
+Pooling = Literal["avg", "max", "flatten"]
+
+
 @dataclass(frozen=True)
 class FeaturesParams(Section):
     """Batched inference of the backbone over the packs (stage `features`)."""
 
     batch_size: int = field(metadata=bounds(1, 100_000))
+    # avg: one value per channel (ResNet50's 2048-d, ch. 9) | max | flatten: the whole
+    # map (VGG16's 7x7x512 = 25,088-d, ch. 3)
+    pooling: Pooling
     jit_compile: bool  # XLA: faster for some archs on CPU, slower for others; see bench/
 
 
@@ -276,6 +282,7 @@ class LogregParams(Section):
 class FinetuneParams(Section):
     """A new head on the backbone: warm-up, then the top layers unfrozen (stage `finetune`)."""
 
+    pooling: Pooling  # how the head reduces the backbone's map (the book's head flattens)
     hidden: int = field(metadata=bounds(1))
     dropout: float = field(metadata=bounds(0, 1, open_high=True))
     batch_size: int = field(metadata=bounds(1, 100_000))

@@ -13,16 +13,26 @@ from imgclf.hdf5io import FEATURES, PackReader, PackWriter
 from imgclf.inputs import PackInfo, evaluation_dataset
 
 
-def feature_extractor(backbone: keras.Model) -> keras.Model:
-    """The backbone (raw RGB in, spatial map out) followed by global average pooling.
+def pooling_layer(pooling: str, name: str) -> keras.layers.Layer:
+    """Reduce a (H, W, C) map to a vector: average or max per channel, or flatten it all."""
+    layers = {
+        "avg": keras.layers.GlobalAveragePooling2D,
+        "max": keras.layers.GlobalMaxPooling2D,
+        "flatten": keras.layers.Flatten,
+    }
+    return layers[pooling](name=name)
 
-    Pooling gives one vector per image (2048-d for ResNet50); the book's code wrote the
-    7x7x2048 map by mistake while its published numbers used pooled features.
+
+def feature_extractor(backbone: keras.Model, pooling: str = "avg") -> keras.Model:
+    """The backbone (raw RGB in, spatial map out) followed by `pooling`.
+
+    Pooled vectors are what the book's published numbers used (2048-d for ResNet50); its
+    ch. 9 code wrote the 7x7x2048 map by mistake. Ch. 3 flattens VGG16's map on purpose.
     """
     inputs = keras.Input(backbone.input_shape[1:], name="image")
     # training=False keeps BatchNormalization in inference mode.
-    pooled = keras.layers.GlobalAveragePooling2D(name="features")(backbone(inputs, training=False))
-    return keras.Model(inputs, pooled, name=f"{backbone.name}_features")
+    vectors = pooling_layer(pooling, "features")(backbone(inputs, training=False))
+    return keras.Model(inputs, vectors, name=f"{backbone.name}_features")
 
 
 def extract_features(

@@ -4,12 +4,13 @@ with the body frozen, then the body's top layers unfrozen and trained at a low r
 import keras
 
 from imgclf.errors import UserError
+from imgclf.features import pooling_layer
 
 
 def build_finetune_model(
-    backbone: keras.Model, classes: int, *, hidden: int, dropout: float
+    backbone: keras.Model, classes: int, *, pooling: str, hidden: int, dropout: float
 ) -> keras.Model:
-    """backbone → global average pooling → Dense(hidden, relu) → Dropout → softmax.
+    """backbone → pooling (avg or flatten) → Dense(hidden, relu) → Dropout → softmax.
 
     The backbone is called with training=False, so its BatchNormalization layers stay in
     inference mode in both phases: their statistics were learnt on the source data and
@@ -17,7 +18,7 @@ def build_finetune_model(
     """
     inputs = keras.Input(backbone.input_shape[1:], name="image")
     features = backbone(inputs, training=False)
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    pooled = pooling_layer(pooling, "pool")(features)
     hidden_layer = keras.layers.Dense(hidden, activation="relu", name="head_dense")(pooled)
     dropped = keras.layers.Dropout(dropout, name="head_dropout")(hidden_layer)
     outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(dropped)

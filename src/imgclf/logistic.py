@@ -71,7 +71,7 @@ def search_logreg(
         "C": float(best_c),
         "score": round(float(search.best_score_), 6),
         "select": select,
-        "scores": {
+        "grid": {
             str(c): round(float(score), 6)
             for c, score in zip(grid, search.cv_results_["mean_test_score"], strict=True)
         },
