@@ -10,7 +10,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 run: install  ## create .venv, install, run the whole pipeline on the demo data, print metrics
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	$(BIN)/dvc metrics show metrics/index.json metrics/split.json metrics/logreg_search.json
+	$(BIN)/dvc metrics show -R metrics/models --precision 3
 
 test: install-dev  ## install test deps and run every test
 	$(BIN)/pytest
@@ -22,8 +23,9 @@ lint: install-dev
 	$(BIN)/ruff check src stages tests bench scripts
 	$(BIN)/ruff format --check src stages tests bench scripts
 
-bench: install  ## benchmarks (not part of the tests)
+bench: install  ## benchmarks (not part of the tests); each prints ratios to its baseline
 	$(BIN)/python bench/pack.py
+	$(BIN)/python bench/train_input.py
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

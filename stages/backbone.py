@@ -10,6 +10,7 @@ from imgclf.backbones import build_backbone
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.fileio import atomic_output
+from imgclf.modelmeta import write_metadata
 from imgclf.pretraining import pretrain_backbone
 from imgclf.training import set_seed
 
@@ -40,6 +41,15 @@ def main() -> None:
             log.warning("backbone.weights = none: random weights, for smoke tests only")
     with atomic_output(args.out) as temporary:
         body.save(temporary)
+        write_metadata(
+            temporary,
+            {
+                "kind": "backbone",
+                "arch": spec.arch,
+                "weights": spec.weights,
+                "image_size": list(size),
+            },
+        )
     log.info(
         "%s backbone (%s weights) saved to %s: output %s",
         spec.arch,

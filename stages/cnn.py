@@ -72,6 +72,14 @@ def main() -> None:
         steps_per_epoch=steps,
         paths=RunPaths(args.model, args.live),
         run_id=run_id,
+        metadata={
+            "kind": "keras",
+            "model": f"cnn/seed{args.seed}",
+            "arch": cnn.arch,
+            "label_names": list(train.label_names),
+            "image_size": list(train.image_shape[:2]),
+            "input_size": list(cnn.crop),
+        },
     )
     log.info("trained %d epochs (of %d); best model in %s", trained, cnn.epochs, args.model)
 

@@ -11,6 +11,7 @@ from imgclf.cli import run_stage
 from imgclf.config import ScheduleParams, load_params
 from imgclf.finetuning import build_finetune_model, freeze_backbone, unfreeze_top
 from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
+from imgclf.modelmeta import read_metadata
 from imgclf.predicting import load_keras_model
 from imgclf.training import (
     RunPaths,
@@ -54,6 +55,11 @@ def main() -> None:
         [args.backbone, args.train, args.val],
     )
 
+    backbone_metadata = {
+        key: value
+        for key, value in read_metadata(args.backbone).items()
+        if key in ("arch", "weights")
+    }
     model = build_finetune_model(
         load_keras_model(args.backbone),
         len(train.label_names),
@@ -90,6 +96,14 @@ def main() -> None:
         steps_per_epoch=steps,
         paths=RunPaths(args.model, args.live / "finetune"),
         run_id=run_id,
+        metadata={
+            "kind": "keras",
+            "model": "finetune",
+            "label_names": list(train.label_names),
+            "image_size": list(train.image_shape[:2]),
+            "input_size": list(train.image_shape[:2]),
+            **backbone_metadata,
+        },
     )
     warmup.unlink()
 

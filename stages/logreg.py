@@ -1,6 +1,7 @@
 """Stage logreg: logistic regression on the train features, C chosen by grid search."""
 
 import argparse
+import os
 import logging
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from imgclf.config import load_params
 from imgclf.fileio import write_json
 from imgclf.hdf5io import load_features
 from imgclf.logistic import save_logreg, search_logreg
+from imgclf.modelmeta import read_metadata
 
 log = logging.getLogger("imgclf.logreg")
 
@@ -18,6 +20,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--train", type=Path, required=True, help="train features")
     parser.add_argument("--val", type=Path, required=True, help="val features")
+    parser.add_argument("--backbone", type=Path, required=True, help="the features' backbone")
     parser.add_argument("--model", type=Path, required=True, help="model (.skops)")
     parser.add_argument("--search", type=Path, required=True, help="grid search (JSON)")
     args = parser.parse_args()
@@ -34,7 +37,22 @@ def main() -> None:
         max_iter=settings.max_iter,
         seed=params.base.seed,
     )
-    save_logreg(model, args.model)
+    backbone = read_metadata(args.backbone)
+    save_logreg(
+        model,
+        args.model,
+        {
+            "kind": "logreg",
+            "model": "logreg",
+            "label_names": train.label_names,
+            # Relative to the model's folder, so a cloned or moved repository still resolves it.
+            "backbone": Path(os.path.relpath(args.backbone, args.model.parent)).as_posix(),
+            "pooling": train.attrs["pooling"],
+            "arch": backbone["arch"],
+            "weights": backbone["weights"],
+            "image_size": backbone["image_size"],
+        },
+    )
     grid = summary.pop("grid")  # in the log; the metrics file keeps one column per value
     write_json(args.search, summary)
     log.info(

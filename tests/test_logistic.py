@@ -11,6 +11,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from imgclf.errors import UserError
 from imgclf.logistic import load_logreg, save_logreg, search_logreg
+from imgclf.modelmeta import read_metadata
 
 
 def blobs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +45,9 @@ def test_round_trip(tmp_path: Path) -> None:
     model, _ = search_logreg(
         blobs(60, 0), blobs(30, 1), grid=[1.0], select="cv", folds=2, max_iter=200, seed=0
     )
-    save_logreg(model, tmp_path / "m.skops")
+    save_logreg(model, tmp_path / "m.skops", {"kind": "logreg"})
     loaded = load_logreg(tmp_path / "m.skops")
+    assert read_metadata(tmp_path / "m.skops") == {"kind": "logreg"}
     features, _ = blobs(10, 3)
     np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
 

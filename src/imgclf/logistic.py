@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from imgclf.errors import UserError
 from imgclf.fileio import atomic_output
+from imgclf.modelmeta import write_metadata
 
 # Every type inside a stored model; anything else in a file is refused.
 TRUSTED_TYPES = [
@@ -79,9 +80,11 @@ def search_logreg(
     return model, summary
 
 
-def save_logreg(model: Pipeline, path: Path | str) -> None:
+def save_logreg(model: Pipeline, path: Path | str, metadata: dict[str, Any]) -> None:
+    """Write the model in skops format with its metadata (see `modelmeta`) inside."""
     with atomic_output(path) as temporary:
         sio.dump(model, temporary)
+        write_metadata(temporary, metadata)
 
 
 def load_logreg(path: Path | str) -> Pipeline:

@@ -24,6 +24,7 @@ from dvclive.keras import DVCLiveCallback
 
 from imgclf.config import OptimizerParams, ScheduleParams
 from imgclf.fileio import atomic_output
+from imgclf.modelmeta import write_metadata
 
 MONITOR = "val_accuracy"
 
@@ -109,10 +110,12 @@ def fit_resumable(
     paths: RunPaths,
     run_id: str,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    metadata: dict[str, Any] | None = None,
     verbose: int = 2,
 ) -> int:
     """Fit `model`, resuming an interrupted run with the same `run_id`; save the best-on-val
-    model to `paths.model`. Returns the number of epochs trained in this call."""
+    model to `paths.model`, with `metadata` stored inside it (see `modelmeta`). Returns the
+    number of epochs trained in this call."""
     best = _prepare_state(paths, run_id)
     checkpoint = keras.callbacks.ModelCheckpoint(
         paths.state / "best.keras",
@@ -142,6 +145,8 @@ def fit_resumable(
     )  # tf.data shuffles
     with atomic_output(paths.model) as temporary:
         shutil.copyfile(paths.state / "best.keras", temporary)
+        if metadata is not None:
+            write_metadata(temporary, metadata)
     shutil.rmtree(paths.state)
     return counter.epochs
 
