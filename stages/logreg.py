@@ -1,8 +1,8 @@
 """Stage logreg: logistic regression on the train features, C chosen by grid search."""
 
 import argparse
-import os
 import logging
+import os
 from pathlib import Path
 
 from imgclf.cli import run_stage
