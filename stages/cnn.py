@@ -79,6 +79,7 @@ def main() -> None:
             "label_names": list(train.label_names),
             "image_size": list(train.image_shape[:2]),
             "input_size": list(cnn.crop),
+            "interpolation": train.interpolation,
         },
     )
     log.info("trained %d epochs (of %d); best model in %s", trained, cnn.epochs, args.model)

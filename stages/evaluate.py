@@ -6,7 +6,7 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.evaluation import confusion_rows, model_metrics
+from imgclf.evaluation import confusion_rows, model_metrics, per_class_metrics, ranking
 from imgclf.fileio import write_csv, write_json
 from imgclf.hdf5io import load_predictions
 
@@ -17,21 +17,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--predictions", type=Path, required=True, help="predictions folder")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics folder (JSON)")
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        required=True,
+        help="folder for models/, per_class/ and summary.json",
+    )
     parser.add_argument("--confusion", type=Path, required=True, help="test confusion (CSV)")
     args = parser.parse_args()
 
+    results = {}
     for name in load_params(args.params).predicted_models():
         splits, label_names = load_predictions(args.predictions / f"{name}.h5")
-        metrics = model_metrics(splits, len(label_names))
-        write_json(args.metrics / f"{name}.json", metrics)
+        results[name] = model_metrics(splits, len(label_names))
+        write_json(args.metrics / "models" / f"{name}.json", results[name])
+        write_json(
+            args.metrics / "per_class" / f"{name}.json", per_class_metrics(splits, label_names)
+        )
         write_csv(args.confusion / f"{name}.csv", confusion_rows(splits["test"], label_names))
         log.info(
             "%-14s test accuracy %.4f  rank-5 %s",
             name,
-            metrics["test.accuracy"],
-            metrics.get("test.rank5", "n/a"),
+            results[name]["test.accuracy"],
+            results[name].get("test.rank5", "n/a"),
         )
+    summary = ranking(results)
+    write_json(args.metrics / "summary.json", summary)
+    log.info("best on test: %s", summary["best"])
 
 
 if __name__ == "__main__":

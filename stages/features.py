@@ -7,6 +7,7 @@ from pathlib import Path
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.features import extract_features, feature_extractor
+from imgclf.inputs import PackInfo
 from imgclf.predicting import load_keras_model
 from imgclf.training import set_seed
 
@@ -28,6 +29,7 @@ def main() -> None:
         "backbone": params.backbone.arch,
         "weights": params.backbone.weights,
         "pooling": params.features.pooling,
+        "interpolation": PackInfo.read(args.pack).interpolation,
     }
     count = extract_features(
         extractor,

@@ -102,6 +102,7 @@ def main() -> None:
             "label_names": list(train.label_names),
             "image_size": list(train.image_shape[:2]),
             "input_size": list(train.image_shape[:2]),
+            "interpolation": train.interpolation,
             **backbone_metadata,
         },
     )

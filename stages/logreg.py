@@ -48,6 +48,7 @@ def main() -> None:
             # Relative to the model's folder, so a cloned or moved repository still resolves it.
             "backbone": Path(os.path.relpath(args.backbone, args.model.parent)).as_posix(),
             "pooling": train.attrs["pooling"],
+            "interpolation": train.attrs["interpolation"],
             "arch": backbone["arch"],
             "weights": backbone["weights"],
             "image_size": backbone["image_size"],

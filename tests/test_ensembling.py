@@ -30,3 +30,9 @@ def test_members_of_other_images_are_refused() -> None:
         average_predictions(
             [member([[0.2, 0.8]]), member([[0.6, 0.4]], ["other.png"])], ["a", "b"]
         )
+
+
+def test_only_splits_every_member_has_are_averaged() -> None:
+    ten_crop = {**member([[0.2, 0.8]]), "test_1crop": member([[0.5, 0.5]])["test"]}
+    averaged = average_predictions([ten_crop, member([[0.6, 0.4]])], ["cnn", "logreg"])
+    assert list(averaged) == ["test"]

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from imgclf.evaluation import confusion_rows, model_metrics, split_metrics
+from imgclf.evaluation import (
+    confusion_rows,
+    model_metrics,
+    per_class_metrics,
+    ranking,
+    split_metrics,
+)
 from imgclf.hdf5io import SplitPredictions
 
 
@@ -53,3 +59,31 @@ def test_flat_keys_and_confusion_rows() -> None:
         {"actual": "cat", "predicted": "cat"},
         {"actual": "cat", "predicted": "dog"},
     ]
+
+
+def test_per_class_metrics_by_hand() -> None:
+    split = predictions([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 1])
+    metrics = per_class_metrics({"test": split}, ["cat", "dog"])
+    assert metrics == {
+        "test.cat.precision": 0.5,
+        "test.cat.recall": 1.0,
+        "test.cat.f1": pytest.approx(0.666667, abs=1e-6),
+        "test.cat.support": 1,
+        "test.dog.precision": 1.0,
+        "test.dog.recall": 0.5,
+        "test.dog.f1": pytest.approx(0.666667, abs=1e-6),
+        "test.dog.support": 2,
+    }
+
+
+def test_ranking_orders_by_test_then_val_accuracy() -> None:
+    metrics = {
+        "a": {"test.accuracy": 0.8, "val.accuracy": 0.7},
+        "b": {"test.accuracy": 0.9, "val.accuracy": 0.6},
+        "c": {"test.accuracy": 0.8, "val.accuracy": 0.75},
+    }
+    assert ranking(metrics) == {
+        "best": "b",
+        "test_accuracy": {"b": 0.9, "c": 0.8, "a": 0.8},
+        "rank": {"b": 1, "c": 2, "a": 3},
+    }

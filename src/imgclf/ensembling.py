@@ -11,18 +11,18 @@ from imgclf.hdf5io import SplitPredictions
 def average_predictions(
     members: Sequence[dict[str, SplitPredictions]], names: Sequence[str]
 ) -> dict[str, SplitPredictions]:
-    """Average the members split by split; they must cover the same rows in the same order."""
+    """Average the members over the splits they all have; rows must match in order."""
     if not members:
         raise UserError("ensemble.members: no members to average")
-    first = members[0]
+    # Splits every member has: a 10-crop CNN also carries centre-crop splits, logreg not.
+    shared = set.intersection(*(set(member) for member in members))
     averaged = {}
-    for split, reference in first.items():
+    for split in sorted(shared):
+        reference = members[0][split]
         for member, name in zip(members[1:], names[1:], strict=True):
-            other = member.get(split)
-            if (
-                other is None
-                or other.paths != reference.paths
-                or other.probabilities.shape != reference.probabilities.shape
+            other = member[split]
+            if other.paths != reference.paths or other.probabilities.shape != (
+                reference.probabilities.shape
             ):
                 raise UserError(
                     f"ensemble member {name!r} does not cover the same {split} "

@@ -33,6 +33,7 @@ class PackInfo:
     image_shape: tuple[int, int, int]
     chunk_rows: int
     label_names: tuple[str, ...]
+    interpolation: str  # how the pack was resized; new images must be resized the same way
 
     @classmethod
     def read(cls, path: Path | str) -> "PackInfo":
@@ -43,6 +44,7 @@ class PackInfo:
                 tuple(reader.images.shape[1:]),
                 reader.chunk_rows,
                 tuple(reader.label_names),
+                str(reader.attrs.get("interpolation", "area")),
             )
 
     @property
