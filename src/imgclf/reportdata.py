@@ -1,0 +1,201 @@
+"""What the report reads from a pipeline run, loaded and checked: data counts, per-model
+metrics, the backbone's metadata, DVCLive training curves and the most confident mistakes.
+
+Loaders of optional inputs return None (or an empty list) when the run did not produce them;
+a malformed input is a one-line `UserError` naming the file.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imgclf.errors import UserError
+from imgclf.fileio import read_csv, read_json
+from imgclf.hdf5io import PackReader, SplitPredictions, load_predictions
+from imgclf.modelmeta import read_metadata
+
+REQUIRED_METRICS = ("test.accuracy", "test.rank1", "test.macro_f1", "val.accuracy")
+CURVE_METRICS = ("loss", "accuracy")
+CURVE_SPLITS = {"train": "train", "eval": "val"}  # DVCLive's folder -> the report's name
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Where the pipeline left what the report reads."""
+
+    index: Path  # metrics/index.json
+    split: Path  # metrics/split.json
+    rejected: Path  # data/interim/rejected.csv
+    metrics: Path  # metrics/evaluation/models/ (one JSON per model)
+    predictions: Path  # data/predictions/ (one .h5 per model)
+    test_pack: Path  # data/processed/test.h5
+    training: Path  # plots/training/ (DVCLive folders)
+    backbone: Path  # models/backbone.keras
+    logreg_search: Path  # metrics/logreg_search.json
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    name: str  # as under data/predictions, e.g. cnn/seed0
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    path: str  # relative to data.source
+    true: str
+    predicted: str
+    probability: float  # of the predicted class
+
+
+@dataclass(frozen=True)
+class Curves:
+    """One training run's per-epoch values: {(split, metric): (epochs, values)}."""
+
+    series: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def epochs(self) -> int:
+        return max((int(epochs.max()) for epochs, _ in self.series.values()), default=0)
+
+
+def read_counts(path: Path, keys: tuple[str, ...]) -> dict[str, int]:
+    """Whole numbers from a JSON metrics file such as metrics/index.json."""
+    data = read_json(path)
+    bad = [key for key in keys if not isinstance(data, dict) or type(data.get(key)) is not int]
+    if bad:
+        raise UserError(f"{path}: expected whole numbers for {', '.join(bad)}")
+    return {key: data[key] for key in keys}
+
+
+def read_rejected(path: Path, count: int) -> pd.DataFrame:
+    """The first `count` rows (path, reason) of rejected.csv; none if the file is absent."""
+    if not path.is_file():
+        return pd.DataFrame({"path": [], "reason": []})
+    return read_csv(path, ["path", "reason"]).head(count)
+
+
+def read_class_names(pack: Path) -> list[str]:
+    """The class names of a pack; none if the pack is absent."""
+    if not pack.is_file():
+        return []
+    with PackReader(pack) as reader:
+        return reader.label_names
+
+
+def read_backbone(path: Path) -> dict[str, Any] | None:
+    """The backbone's metadata (arch, weights, image_size); None if there is no backbone."""
+    if not path.is_file():
+        return None
+    metadata = read_metadata(path)
+    if not all(isinstance(metadata.get(key), str) for key in ("arch", "weights")):
+        raise UserError(f"{path}: metadata has no arch or weights; rerun the backbone stage")
+    return metadata
+
+
+def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], list[str]]:
+    """Metrics of the models that have them, best test accuracy first; the names without."""
+    results, missing = [], []
+    for name in names:
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            missing.append(name)
+            continue
+        metrics = read_json(path)
+        if not isinstance(metrics, dict):
+            raise UserError(f"{path}: expected a JSON object of metrics")
+        bad = [key for key in REQUIRED_METRICS if not isinstance(metrics.get(key), int | float)]
+        if bad:
+            raise UserError(f"{path}: no number for {', '.join(bad)}; rerun the evaluate stage")
+        results.append(ModelResult(name, metrics))
+    # Ties as in the evaluate stage's ranking (summary.json), so both name the same best.
+    results.sort(key=lambda r: (-r.metrics["test.accuracy"], -r.metrics["val.accuracy"], r.name))
+    return results, missing
+
+
+def load_curves(live: Path) -> Curves | None:
+    """A DVCLive folder's `plots/metrics/{train,eval}/{loss,accuracy}.tsv`; None if empty.
+
+    DVCLive's step 0 is the end of the first epoch, so epochs count from 1.
+    """
+    series = {}
+    for folder, split in CURVE_SPLITS.items():
+        for metric in CURVE_METRICS:
+            path = live / "plots" / "metrics" / folder / f"{metric}.tsv"
+            if not path.is_file():
+                continue
+            try:
+                table = pd.read_csv(path, sep="\t")
+                steps = table["step"].to_numpy(np.int64)
+                values = table[metric].to_numpy(np.float64)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, ValueError):
+                raise UserError(f"{path}: expected DVCLive columns step, {metric}") from None
+            if len(steps):
+                series[split, metric] = (steps + 1, values)
+    return Curves(series) if series else None
+
+
+def join_phases(first: Curves, second: Curves) -> Curves:
+    """One run whose second phase's epochs continue after the first's, on one axis."""
+    empty = (np.zeros(0, np.int64), np.zeros(0))
+    joined = {}
+    for key in sorted(set(first.series) | set(second.series)):
+        epochs_a, values_a = first.series.get(key, empty)
+        epochs_b, values_b = second.series.get(key, empty)
+        joined[key] = (
+            np.concatenate([epochs_a, epochs_b + first.epochs]),
+            np.concatenate([values_a, values_b]),
+        )
+    return Curves(joined)
+
+
+def load_test_predictions(path: Path) -> tuple[SplitPredictions, list[str]]:
+    """A model's test predictions and class names, checked to agree with each other."""
+    splits, names = load_predictions(path)
+    if "test" not in splits:
+        raise UserError(f"{path}: no test predictions; rerun its predict stage")
+    test = splits["test"]
+    rows, classes = test.probabilities.shape if test.probabilities.ndim == 2 else (0, 0)
+    labels_fit = len(test.labels) == rows == len(test.paths) and (
+        rows == 0 or 0 <= test.labels.min() <= test.labels.max() < len(names)
+    )
+    if classes != len(names) or not labels_fit:
+        raise UserError(
+            f"{path}: test probabilities, labels and paths do not fit {len(names)} classes"
+        )
+    return test, names
+
+
+def confident_mistakes(
+    test: SplitPredictions, label_names: list[str], count: int
+) -> list[Mistake]:
+    """The `count` wrong predictions with the highest probability, most confident first."""
+    predicted = test.probabilities.argmax(axis=1)
+    confidence = test.probabilities.max(axis=1)
+    wrong = np.flatnonzero(predicted != test.labels)
+    # Stable: equally confident mistakes stay in file order, so the report is repeatable.
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+    return [
+        Mistake(
+            test.paths[row],
+            label_names[test.labels[row]],
+            label_names[predicted[row]],
+            float(confidence[row]),
+        )
+        for row in order
+    ]
+
+
+def pack_images(pack: Path, paths: list[str]) -> list[np.ndarray]:
+    """The packed (resized, RGB) images of `paths`, found by their source path."""
+    with PackReader(pack) as reader:
+        rows = {path: row for row, path in enumerate(reader.paths)}
+        absent = [path for path in paths if path not in rows]
+        if absent:
+            raise UserError(
+                f"{pack}: has no image {absent[0]!r} of the predictions; rerun the predict stages"
+            )
+        return [reader.images[rows[path]] for path in paths]

@@ -1,0 +1,237 @@
+"""The evaluation report: a GitHub-flavoured `report.md` beside its PNGs in `figures/`.
+
+Sections: the dataset, the backbone, every model's metrics (`imgclf.leaderboard`), training
+curves, and the best model's confusion matrix and most confident mistakes. Inputs come from
+`imgclf.reportdata`; a section whose inputs the run did not produce becomes a note. Nothing
+depends on the clock or the file system's order: the same run gives the same bytes.
+"""
+
+from pathlib import Path, PurePosixPath
+from typing import Any, NamedTuple
+
+from imgclf.config import Params
+from imgclf.figures import (
+    FigureFolder,
+    save_confusion_figure,
+    save_image_grid,
+    save_training_figure,
+)
+from imgclf.fileio import atomic_output
+from imgclf.hdf5io import SplitPredictions
+from imgclf.leaderboard import models_section
+from imgclf.markdown import code
+from imgclf.reportdata import (
+    Curves,
+    ModelResult,
+    ReportInputs,
+    confident_mistakes,
+    join_phases,
+    load_curves,
+    load_results,
+    load_test_predictions,
+    pack_images,
+    read_backbone,
+    read_class_names,
+    read_counts,
+    read_rejected,
+)
+
+WARNING = "Random weights: the transfer-learning results are meaningless"
+REJECTED_SHOWN = 5
+CLASSES_SHOWN = 30
+
+
+def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int = 12) -> Path:
+    """Write `out/report.md` and `out/figures/*.png`; return the report's path."""
+    figures = FigureFolder(out / "figures")
+    results, missing = load_results(params.predicted_models(), inputs.metrics)
+    backbone = read_backbone(inputs.backbone)
+    sections = [
+        ["# imgclf report", "", "Written by the pipeline's `report` stage; do not edit."],
+        dataset_section(params, inputs),
+        backbone_section(params, backbone, inputs.backbone),
+        models_section(params, results, missing, inputs.logreg_search, backbone),
+        training_section(params, inputs.training, figures, backbone),
+        best_model_section(params, results, inputs, figures, mistakes),
+    ]
+    report = out / "report.md"
+    with atomic_output(report) as temporary:
+        text = "\n\n".join("\n".join(section) for section in sections) + "\n"
+        temporary.write_text(text, encoding="utf-8")
+    figures.remove_stale()
+    return report
+
+
+def dataset_section(params: Params, inputs: ReportInputs) -> list[str]:
+    """Source folder, classes, split sizes, and the first few rejected files."""
+    index = read_counts(inputs.index, ("images", "rejected", "classes"))
+    split = read_counts(inputs.split, ("train", "val", "test"))
+    text = (
+        f"The images come from {code(params.data.source)} (`data.source`): "
+        f"{index['images']:,} usable images in {index['classes']} classes, split into "
+        f"{split['train']:,} train, {split['val']:,} val and {split['test']:,} test images."
+    )
+    names = read_class_names(inputs.test_pack)
+    if names:
+        more = ", …" if len(names) > CLASSES_SHOWN else ""
+        text += f" Classes: {', '.join(names[:CLASSES_SHOWN])}{more}."
+    if not index["rejected"]:
+        return ["## Dataset", "", text, "", "No file was rejected."]
+    listed = read_rejected(inputs.rejected, REJECTED_SHOWN)
+    rejected = (
+        f"{index['rejected']:,} files were rejected and skipped (listed in "
+        f"{code(str(inputs.rejected))}){'; the first few:' if len(listed) else '.'}"
+    )
+    items = [f"- {code(row.path)}: {row.reason}" for row in listed.itertuples()]
+    return ["## Dataset", "", text, "", rejected, *(["", *items] if items else [])]
+
+
+def backbone_section(params: Params, backbone: dict[str, Any] | None, path: Path) -> list[str]:
+    """The backbone's architecture and where its weights came from; a warning for none."""
+    if backbone is None:
+        return ["## Backbone", "", f"No backbone in this run ({code(str(path))} is missing)."]
+    weights = backbone["weights"]
+    origin = {
+        "imagenet": "ImageNet weights (Keras Applications)",
+        "pretrain": (
+            f"weights pretrained by this pipeline on {code(params.backbone.pretrain.source)} "
+            "(`backbone.pretrain.source`), the offline stand-in for ImageNet"
+        ),
+        "none": "random weights (`backbone.weights: none`, for smoke tests)",
+    }.get(weights, f"weights loaded from the file {code(weights)}")
+    size = "×".join(str(side) for side in backbone.get("image_size", []))
+    text = (
+        "The transfer-learning models (`logreg` on the backbone's features, `finetune`) build "
+        f"on a {code(backbone['arch'])} backbone{f' ({size} inputs)' if size else ''} "
+        f"with {origin}."
+    )
+    if weights == "none":
+        advice = "Set `backbone.weights` to `imagenet`, `pretrain` or a weights file."
+        return ["## Backbone", "", text, "", "> [!WARNING]", f"> **{WARNING}.** {advice}"]
+    return ["## Backbone", "", text]
+
+
+class Family(NamedTuple):
+    """A model family's training figure, or the note that replaces it."""
+
+    figure: str
+    title: str
+    runs: list[tuple[str, Curves]]  # (legend name, curves)
+    boundary: int | None  # last epoch of a first phase
+    absent: str
+
+
+def training_families(params: Params, training: Path, weights: str) -> list[Family]:
+    """CNN seeds on one figure, fine-tuning's two phases joined, and the pretraining."""
+    cnn = [
+        (f"seed {seed}", curves)
+        for seed in params.cnn.seeds
+        if (curves := load_curves(training / "cnn" / f"seed{seed}"))
+    ]
+    warmup, tune = (load_curves(training / "finetune" / phase) for phase in ("warmup", "finetune"))
+    boundary = warmup.epochs if warmup and tune else None
+    finetune = join_phases(warmup, tune) if warmup and tune else warmup or tune
+    pretrain = load_curves(training / "backbone")
+    absent = f"No curves in this run (under {code(str(training))})."
+    not_pretrained = f"No pretraining in this run ({code(f'backbone.weights: {weights}')})."
+    return [
+        Family("training_cnn.png", f"CNNs from scratch ({params.cnn.arch})", cnn, None, absent),
+        Family(
+            "training_finetune.png",
+            "Fine-tuning: warm-up with the backbone frozen, then its top layers unfrozen",
+            [("", finetune)] if finetune else [],
+            boundary,
+            absent,
+        ),
+        Family(
+            "training_backbone.png",
+            "Backbone pretraining",
+            [("", pretrain)] if pretrain else [],
+            None,
+            absent if weights == "pretrain" else not_pretrained,
+        ),
+    ]
+
+
+def training_section(
+    params: Params, training: Path, figures: FigureFolder, backbone: dict[str, Any] | None
+) -> list[str]:
+    """Loss and accuracy per epoch, one figure per trained model family."""
+    weights = backbone["weights"] if backbone else params.backbone.weights
+    lines = ["## Training curves", "", "Loss and accuracy per epoch: train solid, val dashed."]
+    for family in training_families(params, training, weights):
+        lines += ["", f"### {family.title}", ""]
+        if family.runs:
+            path = figures.path(family.figure)
+            save_training_figure(path, family.runs, family.title, family.boundary)
+            lines.append(figures.link(family.figure, family.title))
+        else:
+            lines.append(family.absent)
+    return lines
+
+
+def best_model_section(
+    params: Params,
+    results: list[ModelResult],
+    inputs: ReportInputs,
+    figures: FigureFolder,
+    count: int,
+) -> list[str]:
+    """The best model's row-normalised confusion matrix on test, then its worst mistakes."""
+    if not results:
+        return ["## Best model", "", "No model metrics in this run."]
+    best = results[0].name
+    path = inputs.predictions / f"{best}.h5"
+    if not path.is_file():
+        return ["## Best model", "", f"No predictions of {code(best)} ({code(str(path))})."]
+    test, names = load_test_predictions(path)
+    accuracy = results[0].metrics["test.accuracy"]
+    title = f"{best} on test: accuracy {accuracy:.3f}"
+    save_confusion_figure(
+        figures.path("confusion.png"), test.labels, test.probabilities.argmax(axis=1), names, title
+    )
+    text = (
+        f"{code(best)}, on the {len(test.labels):,} test images: rows are the true classes, "
+        "coloured by the fraction of each row; cells hold counts."
+    )
+    confusion = figures.link("confusion.png", f"Confusion matrix of {best}")
+    mistakes = mistakes_section(params, best, test, names, inputs.test_pack, figures, count)
+    return ["## Best model", "", text, "", confusion, "", *mistakes]
+
+
+def mistakes_section(
+    params: Params,
+    model: str,
+    test: SplitPredictions,
+    names: list[str],
+    pack: Path,
+    figures: FigureFolder,
+    count: int,
+) -> list[str]:
+    """The wrong predictions made with the highest probability: an image grid and their paths."""
+    mistakes = confident_mistakes(test, names, count)
+    if not mistakes:
+        return ["### Most confident mistakes", "", f"{code(model)} makes no mistake on test."]
+    lines = [
+        "### Most confident mistakes",
+        "",
+        f"The {len(mistakes)} test images that {code(model)} gets wrong with the highest "
+        "probability, most confident first: true → predicted (probability).",
+        "",
+    ]
+    if pack.is_file():
+        images = pack_images(pack, [mistake.path for mistake in mistakes])
+        titles = [
+            f"{i}. {m.true} → {m.predicted} ({m.probability:.2f})"
+            for i, m in enumerate(mistakes, 1)
+        ]
+        save_image_grid(figures.path("mistakes.png"), images, titles)
+        lines += [figures.link("mistakes.png", "Most confident mistakes"), ""]
+    else:
+        lines += [f"No image grid: the test pack {code(str(pack))} is not in this run.", ""]
+    source = PurePosixPath(params.data.source)
+    lines += [
+        f"{i}. {code(str(source / m.path))}: {m.true} → {m.predicted} ({m.probability:.3f})"
+        for i, m in enumerate(mistakes, 1)
+    ]
+    return lines

@@ -1,0 +1,446 @@
+"""The report stage on a small synthetic run written with the pipeline's own writers: every
+model and number in the table, the weights warning, the mistakes in order, valid and
+byte-identical figures, notes instead of crashes for missing inputs, one-line errors."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, make_params, repo_params_dict
+from imgclf.config import Params
+from imgclf.errors import UserError
+from imgclf.figures import FigureFolder
+from imgclf.fileio import write_csv, write_json
+from imgclf.hdf5io import PackWriter, SplitPredictions, save_predictions
+from imgclf.leaderboard import models_section
+from imgclf.markdown import code, table
+from imgclf.modelmeta import write_metadata
+from imgclf.reportdata import (
+    ModelResult,
+    ReportInputs,
+    confident_mistakes,
+    join_phases,
+    load_curves,
+    load_results,
+    pack_images,
+    read_backbone,
+)
+from imgclf.reporting import WARNING, backbone_section, best_model_section, build_report
+
+CLASSES = ["ant", "bee", "cat", "dog", "eel", "fox"]
+TEST_ROWS = 24
+# Wrong rows of the best model and the probability it gives its wrong class.
+WRONG = {3: 0.5, 7: 0.8, 10: 0.95, 15: 0.8, 20: 0.6}
+# By confidence; rows 7 and 15 tie, so file order decides.
+EXPECTED_ORDER = [10, 7, 15, 20, 3]
+TEST_ACCURACY = {
+    "cnn/seed0": 0.611,
+    "cnn/seed1": 0.622,
+    "logreg": 0.733,
+    "finetune": 0.644,
+    "ensemble": 0.755,
+}
+LOGREG_METRICS = "metrics/evaluation/models/logreg.json"
+SETTINGS = {
+    "data": {"source": "images"},
+    "cnn": {"seeds": [0, 1]},
+    "ensemble": {"members": ["cnn"]},
+    "predict": {"crops": 1},
+}
+
+
+def image_path(row: int) -> str:
+    return f"{CLASSES[row % len(CLASSES)]}/img_{row:02d}.png"
+
+
+def best_probabilities() -> np.ndarray:
+    """The ensemble's test probabilities: right with 0.99 except on the WRONG rows."""
+    rows = []
+    for row in range(TEST_ROWS):
+        label = row % len(CLASSES)
+        confidence = WRONG.get(row, 0.99)
+        target = (label + 1) % len(CLASSES) if row in WRONG else label
+        probabilities = np.full(len(CLASSES), (1 - confidence) / (len(CLASSES) - 1))
+        probabilities[target] = confidence
+        rows.append(probabilities)
+    return np.asarray(rows, np.float32)
+
+
+def write_curves(live: Path, epochs: int, start: float) -> None:
+    """DVCLive's layout: plots/metrics/{train,eval}/{loss,accuracy}.tsv."""
+    steps = np.arange(epochs)
+    for folder in ("train", "eval"):
+        for metric, values in (("loss", start / (steps + 1)), ("accuracy", 0.5 + steps / 100)):
+            path = live / "plots" / "metrics" / folder / f"{metric}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"step": steps, metric: values}).to_csv(path, sep="\t", index=False)
+
+
+def write_backbone(path: Path, weights: str) -> None:
+    """A stand-in model file: the report only reads its metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    write_metadata(path, {"arch": "minivggnet", "weights": weights, "image_size": [8, 8]})
+
+
+def write_predictions(root: Path, labels: np.ndarray, paths: list[str]) -> None:
+    rng = np.random.default_rng(0)
+    for name in TEST_ACCURACY:
+        if name == "ensemble":
+            probabilities = best_probabilities()
+        else:
+            probabilities = rng.dirichlet(np.ones(len(CLASSES)), TEST_ROWS).astype(np.float32)
+        split = SplitPredictions(probabilities, labels, paths)
+        save_predictions(
+            root / f"data/predictions/{name}.h5", {"val": split, "test": split}, CLASSES
+        )
+        accuracy = TEST_ACCURACY[name]
+        metrics = {
+            "test.accuracy": accuracy,
+            "test.rank1": accuracy,
+            "test.rank5": 0.987,
+            "test.macro_f1": accuracy - 0.1,
+            "val.accuracy": accuracy - 0.2,
+        }
+        write_json(root / f"metrics/evaluation/models/{name}.json", metrics)
+
+
+def write_pack(path: Path, labels: np.ndarray, paths: list[str]) -> None:
+    """The test pack, in reverse order, so that images must be found by path."""
+    images = np.stack([np.full((8, 8, 3), 10 * row, np.uint8) for row in range(TEST_ROWS)])
+    with PackWriter(path, TEST_ROWS, (8, 8, 3), CLASSES, chunk_rows=8) as writer:
+        writer.write(images[::-1], labels[::-1], paths[::-1])
+
+
+def write_run(root: Path, weights: str = "pretrain") -> ReportInputs:
+    """Every output of a pipeline run the report reads, under `root`."""
+    labels = np.arange(TEST_ROWS) % len(CLASSES)
+    paths = [image_path(row) for row in range(TEST_ROWS)]
+    write_json(root / "metrics/index.json", {"images": 120, "rejected": 2, "classes": 6})
+    write_json(root / "metrics/split.json", {"train": 72, "val": 24, "test": 24})
+    rejected = pd.DataFrame({"path": ["ant/bad.jpg", "x.txt"], "reason": ["corrupt", "no class"]})
+    write_csv(root / "data/interim/rejected.csv", rejected)
+    write_json(root / "metrics/logreg_search.json", {"C": 1.0, "score": 0.77, "select": "cv"})
+    write_predictions(root, labels, paths)
+    write_pack(root / "data/processed/test.h5", labels, paths)
+    for seed in (0, 1):
+        write_curves(root / f"plots/training/cnn/seed{seed}", 6, 2.0 + seed)
+    write_curves(root / "plots/training/finetune/warmup", 3, 1.5)
+    write_curves(root / "plots/training/finetune/finetune", 4, 1.0)
+    write_curves(root / "plots/training/backbone", 5, 3.0)
+    write_backbone(root / "models/backbone.keras", weights)
+    return inputs_under(root)
+
+
+def inputs_under(root: Path) -> ReportInputs:
+    return ReportInputs(
+        index=root / "metrics/index.json",
+        split=root / "metrics/split.json",
+        rejected=root / "data/interim/rejected.csv",
+        metrics=root / "metrics/evaluation/models",
+        predictions=root / "data/predictions",
+        test_pack=root / "data/processed/test.h5",
+        training=root / "plots/training",
+        backbone=root / "models/backbone.keras",
+        logreg_search=root / "metrics/logreg_search.json",
+    )
+
+
+@pytest.fixture(scope="module")
+def params() -> Params:
+    return make_params(**SETTINGS)
+
+
+def write_params(path: Path) -> None:
+    """params.yaml as the stage reads it: the repo's, with SETTINGS."""
+    raw = repo_params_dict()
+    for section, values in SETTINGS.items():
+        raw[section].update(values)
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+
+def run_report_stage(root: Path, *flags: str) -> subprocess.CompletedProcess:
+    """The stage as DVC runs it, from the run's folder, on the pipeline's default paths."""
+    command = [sys.executable, str(REPO / "stages" / "report.py"), "--params", "params.yaml"]
+    return subprocess.run([*command, *flags], cwd=root, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One full run's report, written by the stage script; shared by the reading tests."""
+    root = tmp_path_factory.mktemp("run")
+    write_run(root)
+    write_params(root / "params.yaml")
+    done = run_report_stage(root, "--out", "reports")
+    assert done.returncode == 0, done.stderr
+    return root, (root / "reports" / "report.md").read_text(encoding="utf-8")
+
+
+def table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and "`" in line]
+
+
+def test_table_has_every_model_best_first_with_its_numbers(built: tuple[Path, str]) -> None:
+    _, text = built
+    rows = table_rows(text)
+    ranked = sorted(TEST_ACCURACY, key=TEST_ACCURACY.get, reverse=True)
+    assert [row.split("`")[1] for row in rows] == ranked
+    for row, name in zip(rows, ranked, strict=True):
+        accuracy = TEST_ACCURACY[name]
+        cells = [cell.strip() for cell in row.strip("|").split("|")[1:]]
+        expected = [accuracy, accuracy, 0.987, accuracy - 0.1, accuracy - 0.2]
+        assert cells == [f"{value:.3f}" for value in expected]
+    assert rows[0].startswith("| **`ensemble`** (mean of `cnn/seed0`, `cnn/seed1`)")
+    assert "centre crop (`predict.crops: 1`)" in text
+    assert "rank-5 is n/a" not in text
+    assert "C = 1, the best of several values by accuracy on 3-fold cross-validation" in text
+
+
+def test_dataset_paragraph(built: tuple[Path, str]) -> None:
+    _, text = built
+    assert "`images` (`data.source`): 120 usable images in 6 classes" in text
+    assert "72 train, 24 val and 24 test images" in text
+    assert "Classes: ant, bee, cat, dog, eel, fox." in text
+    assert "2 files were rejected" in text
+    assert "- `ant/bad.jpg`: corrupt\n- `x.txt`: no class" in text
+
+
+def test_mistakes_listed_most_confident_first(built: tuple[Path, str]) -> None:
+    _, text = built
+    listed = [line for line in text.splitlines() if line[:1].isdigit() and ". `images/" in line]
+    expected = []
+    for rank, row in enumerate(EXPECTED_ORDER, 1):
+        true, predicted = CLASSES[row % 6], CLASSES[(row + 1) % 6]
+        expected.append(
+            f"{rank}. `images/{image_path(row)}`: {true} → {predicted} ({WRONG[row]:.3f})"
+        )
+    assert listed == expected
+
+
+def test_confident_mistakes_keeps_count_and_file_order_on_ties() -> None:
+    labels = np.arange(TEST_ROWS) % len(CLASSES)
+    paths = [image_path(row) for row in range(TEST_ROWS)]
+    test = SplitPredictions(best_probabilities(), labels, paths)
+    mistakes = confident_mistakes(test, CLASSES, 3)
+    assert [mistake.path for mistake in mistakes] == [image_path(r) for r in EXPECTED_ORDER[:3]]
+    assert mistakes[0].probability == pytest.approx(0.95)
+
+
+def test_figures_are_valid_pngs(built: tuple[Path, str]) -> None:
+    root, text = built
+    figures = root / "reports" / "figures"
+    names = sorted(path.name for path in figures.iterdir())
+    assert names == [
+        "confusion.png",
+        "mistakes.png",
+        "training_backbone.png",
+        "training_cnn.png",
+        "training_finetune.png",
+    ]
+    for name in names:
+        assert f"](figures/{name})" in text
+        image = cv2.imread(str(figures / name))
+        assert image is not None and min(image.shape[:2]) >= 200
+    assert not list((root / "reports").glob(".*"))  # no temporary files left behind
+
+
+def test_same_inputs_same_bytes(
+    built: tuple[Path, str], params: Params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = built
+    monkeypatch.chdir(root)
+    # Another process with a user's own matplotlib settings must not change a byte.
+    with matplotlib.rc_context({"font.size": 30, "lines.linewidth": 5, "axes.grid": False}):
+        build_report(params, inputs_under(Path()), tmp_path / "again")
+    first = sorted((root / "reports").rglob("*"))
+    second = sorted((tmp_path / "again").rglob("*"))
+    assert [p.relative_to(root / "reports") for p in first] == [
+        p.relative_to(tmp_path / "again") for p in second
+    ]
+    for one, other in zip(first, second, strict=True):
+        assert one.is_dir() or one.read_bytes() == other.read_bytes(), one.name
+
+
+@pytest.mark.parametrize(
+    ("weights", "origin"),
+    [
+        ("none", "random weights (`backbone.weights: none`"),
+        ("pretrain", "pretrained by this pipeline on `data/sample/source`"),
+        ("imagenet", "ImageNet weights"),
+        ("weights/body.weights.h5", "loaded from the file `weights/body.weights.h5`"),
+    ],
+)
+def test_backbone_origin_and_warning_only_for_none(
+    tmp_path: Path, params: Params, weights: str, origin: str
+) -> None:
+    path = tmp_path / "backbone.keras"
+    write_backbone(path, weights)
+    text = "\n".join(backbone_section(params, read_backbone(path), path))
+    assert "`minivggnet` backbone (8×8 inputs)" in text
+    assert origin in text
+    assert ("> [!WARNING]" in text) == (weights == "none")
+    assert (f"**{WARNING}.**" in text) == (weights == "none")
+
+
+def test_report_warns_of_random_weights(
+    tmp_path: Path, params: Params, built: tuple[Path, str]
+) -> None:
+    _, pretrained = built
+    assert WARNING.lower() == "random weights: the transfer-learning results are meaningless"
+    assert WARNING.lower() not in pretrained.lower()
+    text = build_report(params, write_run(tmp_path, "none"), tmp_path / "reports").read_text(
+        encoding="utf-8"
+    )
+    assert f"> [!WARNING]\n> **{WARNING}.**" in text
+
+
+def test_missing_optional_inputs_become_notes(
+    tmp_path: Path, params: Params, built: tuple[Path, str]
+) -> None:
+    root = shutil.copytree(built[0], tmp_path / "run")  # its report has every figure
+    inputs = inputs_under(root)
+    for name in ("data/predictions/finetune.h5", "metrics/evaluation/models/finetune.json"):
+        (root / name).unlink()
+    for path in (inputs.test_pack, inputs.backbone, inputs.logreg_search, inputs.rejected):
+        path.unlink()
+    shutil.rmtree(inputs.training / "finetune")
+    shutil.rmtree(inputs.training / "backbone")
+    out = root / "reports"
+    text = build_report(params, inputs, out).read_text(encoding="utf-8")
+    assert "Not in this run (no metrics): `finetune`." in text
+    assert "No backbone in this run" in text
+    assert "No image grid: the test pack" in text
+    assert "2 files were rejected and skipped" in text
+    assert text.count("No curves in this run") == 2  # fine-tuning and pretraining
+    assert "`logreg`: C =" not in text
+    # The earlier report's figures of what is now missing are gone.
+    figures = sorted(path.name for path in (out / "figures").iterdir())
+    assert figures == ["confusion.png", "training_cnn.png"]
+
+
+def test_no_models_or_no_predictions_of_the_best(tmp_path: Path, params: Params) -> None:
+    inputs = write_run(tmp_path)
+    results, missing = load_results(params.predicted_models(), inputs.metrics)
+    assert (results[0].name, missing) == ("ensemble", [])
+    (tmp_path / "data/predictions/ensemble.h5").unlink()
+    figures = FigureFolder(tmp_path / "figures")
+    text = "\n".join(best_model_section(params, results, inputs, figures, 12))
+    assert "No predictions of `ensemble`" in text and not figures.written
+    shutil.rmtree(inputs.metrics)
+    results, missing = load_results(params.predicted_models(), inputs.metrics)
+    assert not results and missing == params.predicted_models()
+    text = "\n".join(models_section(params, results, missing, inputs.logreg_search, None))
+    text += "\n".join(best_model_section(params, results, inputs, figures, 12))
+    assert text.count("No model metrics in this run.") == 2
+
+
+def test_ten_crops_and_no_rank5(params: Params) -> None:
+    results = [
+        ModelResult(
+            name,
+            {"test.accuracy": 0.7, "test.rank1": 0.7, "test.macro_f1": 0.5}
+            | {"val.accuracy": 0.5}
+            | ({"test_1crop.accuracy": 0.4} if "cnn" in name else {}),
+        )
+        for name in params.predicted_models()
+    ]
+    ten = replace(params, predict=replace(params.predict, crops=10))
+    text = "\n".join(models_section(ten, results, [], Path("absent.json"), None))
+    assert "| test accuracy, centre crop only |" in text
+    assert "average ten crops" in text and "the last column is the centre crop alone" in text
+    assert "rank-5 is n/a with five classes or fewer" in text
+    for row in table_rows(text):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[3] == "n/a"
+        assert cells[6] == ("0.400" if cells[0].lstrip("*").startswith("`cnn") else "n/a")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda root: (root / LOGREG_METRICS).write_text("{"), "not valid JSON"),
+        (
+            lambda root: write_json(root / LOGREG_METRICS, {"test.accuracy": 1}),
+            "no number for test.rank1, test.macro_f1, val.accuracy",
+        ),
+        (lambda root: write_json(root / "metrics/split.json", {"train": 1}), "val, test"),
+        (
+            lambda root: (
+                root / "plots/training/cnn/seed1/plots/metrics/train/loss.tsv"
+            ).write_text("epoch\tvalue\n0\t1\n"),
+            "expected DVCLive columns step, loss",
+        ),
+        (lambda root: write_json(root / "metrics/logreg_search.json", {"C": "x"}), "C and score"),
+        (lambda root: damage_best_predictions(root, "val"), "no test predictions"),
+        (lambda root: damage_best_predictions(root, "test"), "do not fit 6 classes"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(
+    tmp_path: Path, params: Params, damage: Callable[[Path], object], message: str
+) -> None:
+    inputs = write_run(tmp_path)
+    damage(tmp_path)
+    with pytest.raises(UserError, match=message) as caught:
+        build_report(params, inputs, tmp_path / "reports")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "reports" / "report.md").exists()
+
+
+def damage_best_predictions(root: Path, split: str) -> None:
+    """The best model's predictions with only `split`, whose labels name a 7th class."""
+    labels = np.full(TEST_ROWS, len(CLASSES))
+    paths = [image_path(row) for row in range(TEST_ROWS)]
+    broken = {split: SplitPredictions(best_probabilities(), labels, paths)}
+    save_predictions(root / "data/predictions/ensemble.h5", broken, CLASSES)
+
+
+def test_mistake_images_found_by_path_or_a_clear_error(tmp_path: Path) -> None:
+    labels = np.arange(TEST_ROWS) % len(CLASSES)
+    paths = [image_path(row) for row in range(TEST_ROWS)]
+    pack = tmp_path / "test.h5"
+    write_pack(pack, labels, paths)  # in reverse order
+    images = pack_images(pack, [image_path(10), image_path(3)])
+    assert [int(image[0, 0, 0]) for image in images] == [100, 30]
+    with pytest.raises(UserError, match=r"test.h5: has no image 'ant/other.png'"):
+        pack_images(pack, ["ant/other.png"])
+
+
+def test_curves_phases_join_after_the_first(tmp_path: Path) -> None:
+    write_curves(tmp_path / "a", 3, 1.0)
+    write_curves(tmp_path / "b", 2, 1.0)
+    first, second = load_curves(tmp_path / "a"), load_curves(tmp_path / "b")
+    assert first is not None and second is not None and first.epochs == 3
+    epochs, values = join_phases(first, second).series["val", "loss"]
+    assert epochs.tolist() == [1, 2, 3, 4, 5]
+    assert values.tolist() == pytest.approx([1.0, 0.5, 1 / 3, 1.0, 0.5])
+    assert load_curves(tmp_path / "missing") is None
+
+
+def test_markdown_helpers_escape() -> None:
+    assert code("a/b.png") == "`a/b.png`"
+    assert code("odd`name.png") == "``odd`name.png``"
+    assert table(["m", "x"], [["a|b", "1"]]) == ["| m | x |", "|---|---:|", "| a\\|b | 1 |"]
+
+
+def test_stage_error_is_one_line(built: tuple[Path, str], tmp_path: Path) -> None:
+    root = shutil.copytree(built[0], tmp_path / "run")
+    (root / "metrics" / "index.json").write_text("[", encoding="utf-8")
+    failed = run_report_stage(root, "--out", "again")
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines() == [
+        "imgclf: error: metrics/index.json: not valid JSON (Expecting value, line 1)"
+    ]
+    assert not (root / "again" / "report.md").exists()
