@@ -55,3 +55,14 @@ def make_params(**sections: dict[str, Any]) -> Params:
     for section, values in sections.items():
         raw[section].update(values)
     return build_section(Params, raw)
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny pipeline built once per session and committed; tests take copies of it."""
+    from test_pipeline import Project  # a test module: imported when the fixture runs
+
+    project = Project(tmp_path_factory.mktemp("built") / "project")
+    project.first_run = project.repro()
+    project.commit("built")
+    return project

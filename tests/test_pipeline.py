@@ -42,8 +42,14 @@ DATA_OUTPUTS = [
 class Project:
     """A copy of the pipeline in `root`, with tiny images and its own params.yaml."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, template: "Project | None" = None) -> None:
+        """A new project in `root`, or a copy of `template` (a built one saves minutes)."""
         self.root = root
+        self.first_run: list[str] = []  # the stages the first `repro` ran (set by fixtures)
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        if template is not None:
+            shutil.copytree(template.root, root, symlinks=True)
+            return
         root.mkdir(parents=True)
         for name in ("dvc.yaml", ".dvcignore", "stages", "src"):
             source = REPO / name
@@ -63,11 +69,13 @@ class Project:
         params["logreg"].update(C=[0.1, 1.0], folds=2)
         params["finetune"].update(batch_size=8, warmup_epochs=1, epochs=1, unfreeze=4)
         self.write_params(params)
-        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.command("git", "init", "-q")
         self.dvc("init", "-q")
         self.dvc("config", "core.analytics", "false")
         # DVCLive cannot run in a repository without commits (it asks git for HEAD).
+        self.commit("pipeline")
+
+    def commit(self, message: str) -> None:
         self.command("git", "add", "-A")
         self.command(
             "git",
@@ -77,7 +85,7 @@ class Project:
             "user.email=test@example.com",
             "commit",
             "-qm",
-            "pipeline",
+            message,
         )
 
     def write_params(self, params: dict) -> None:
@@ -129,17 +137,22 @@ MODEL_STAGES = [
     "predict_finetune",
     "ensemble",
     "evaluate",
+    "report",
 ]
 ALL_STAGES = [*DATA_STAGES, *MODEL_STAGES]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path / "project")
+def project(built_project: Project, tmp_path: Path) -> Project:
+    """A private copy of the session's built project."""
+    return Project(tmp_path / "project", template=built_project)
+
+
+def test_first_run_runs_every_stage(built_project: Project) -> None:
+    assert sorted(built_project.first_run) == sorted(ALL_STAGES)
 
 
 def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
-    assert sorted(project.repro()) == sorted(ALL_STAGES)
     splits = pd.read_csv(project.root / "data/interim/splits.csv")
     assert splits["split"].value_counts().to_dict() == {"train": 12, "val": 6, "test": 6}
     for split in SPLITS:
@@ -156,29 +169,35 @@ def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
                     reduce=jpeg_reduction(row.width, row.height, (24, 24)),
                 )
                 np.testing.assert_array_equal(reader.images[index], image)
-    assert project.repro() == []
+    assert project.repro() == []  # also after moving the repository: copies hash the same
     assert "up to date" in project.dvc("status").stdout
 
 
 def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
-    project.repro()
     project.update_params("split", val=0.3)
     assert sorted(project.repro()) == sorted(set(ALL_STAGES) - {"index", "backbone"})
     project.update_params("pack", interpolation="linear")
     assert sorted(project.repro()) == sorted(set(ALL_STAGES) - {"index", "split", "backbone"})
     project.update_params("logreg", C=[0.01, 0.1])
     # Not the features: only the model on them, its predictions, and what reads those.
-    assert sorted(project.repro()) == ["ensemble", "evaluate", "logreg", "predict_logreg"]
+    assert sorted(project.repro()) == [
+        "ensemble",
+        "evaluate",
+        "logreg",
+        "predict_logreg",
+        "report",
+    ]
     project.update_params("data", max_rejected=0.5)
     assert project.repro() == ["index"]  # same manifest: DVC stops there
     project.update_params("cnn", seeds=[0, 7])
     # A new ensemble member trains alone; the ensemble and its evaluation follow.
-    assert sorted(project.repro()) == ["cnn@7", "ensemble", "evaluate", "predict_cnn@7"]
+    assert sorted(project.repro()) == ["cnn@7", "ensemble", "evaluate", "predict_cnn@7", "report"]
 
 
-def test_two_runs_from_scratch_give_identical_bytes(tmp_path: Path) -> None:
-    first, second = Project(tmp_path / "first"), Project(tmp_path / "second")
-    first.repro()
+def test_two_runs_from_scratch_give_identical_bytes(
+    built_project: Project, tmp_path: Path
+) -> None:
+    first, second = built_project, Project(tmp_path / "second")
     second.repro()
     assert first.digests() == second.digests()
     # Deterministic training: the same weights (the .keras zip also records its save date).

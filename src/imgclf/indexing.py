@@ -8,7 +8,7 @@ The source folder is only ever read.
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -17,7 +17,7 @@ import pandas as pd
 from imgclf.config import DataParams
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv
-from imgclf.imaging import ImageError, read_image
+from imgclf.imaging import image_sizes, single_threaded
 from imgclf.parallel import ordered_map
 
 MANIFEST_COLUMNS = ["path", "label", "width", "height"]
@@ -146,20 +146,9 @@ def _check_decodes(
         chunk_size=32,
         workers=workers,
         max_in_flight=4 * workers,
+        initializer=single_threaded,
         desc="index",
         unit="img",
     ):
         sizes.extend(chunk)
     return [(path, label, size) for (path, label), size in zip(labelled, sizes, strict=True)]
-
-
-def image_sizes(paths: Sequence[str]) -> list[tuple[int, int] | str]:
-    """(width, height) of each decoded image, or the reason it cannot be used."""
-    sizes: list[tuple[int, int] | str] = []
-    for path in paths:
-        try:
-            height, width = read_image(path).shape[:2]
-            sizes.append((width, height))
-        except ImageError as error:
-            sizes.append(str(error))
-    return sizes

@@ -6,7 +6,7 @@ time. The `paths` dataset traces each row back to its file.
 """
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +15,12 @@ import pandas as pd
 from imgclf.config import PackParams
 from imgclf.errors import UserError
 from imgclf.hdf5io import PackWriter
-from imgclf.imaging import ImageError, jpeg_reduction, load_resized
+from imgclf.imaging import ImageError, jpeg_reduction, load_batch, single_threaded
 from imgclf.parallel import ordered_map
 
 # Images per task sent to a worker: large enough to amortise the inter-process copy,
 # small enough to keep both cores busy to the end of a split.
-_TASK_IMAGES = 8
+_TASK_IMAGES = 32
 
 
 def pack_split(
@@ -44,24 +44,33 @@ def pack_split(
         (str(source / path), jpeg_reduction(int(width), int(height), size))
         for path, width, height in zip(rows["path"], rows["width"], rows["height"], strict=True)
     ]
-    decode = functools.partial(decode_batch, size=size, interpolation=params.interpolation)
+    # The workers import only imgclf.imaging (OpenCV, NumPy): quick to start.
+    decode = functools.partial(load_batch, size=size, interpolation=params.interpolation)
     batches = ordered_map(
         decode,
         tasks,
         chunk_size=_TASK_IMAGES,
         workers=workers,
         max_in_flight=max(2 * workers, params.batch_size // _TASK_IMAGES),
+        initializer=single_threaded,
         desc=f"pack {split}",
         unit="img",
     )
     attrs = {"split": split, "source": str(source), "interpolation": params.interpolation}
-    with PackWriter(out, len(rows), (*size, 3), label_names, params.batch_size, attrs) as writer:
-        for block in _rebatch(batches, params.batch_size):
-            start = writer.written
-            end = start + len(block)
-            writer.write(
-                block, label_ids.iloc[start:end].tolist(), rows["path"].iloc[start:end].tolist()
-            )
+    try:
+        with PackWriter(
+            out, len(rows), (*size, 3), label_names, params.batch_size, attrs
+        ) as writer:
+            for block in _rebatch(batches, params.batch_size):
+                start = writer.written
+                end = start + len(block)
+                writer.write(
+                    block,
+                    label_ids.iloc[start:end].tolist(),
+                    rows["path"].iloc[start:end].tolist(),
+                )
+    except ImageError as error:  # the file was fine when indexed
+        raise UserError(f"{error} (it decoded when indexed; did it change?)") from None
     return len(rows)
 
 
@@ -83,16 +92,3 @@ def _rebatch(batches: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
             held, count = [block[whole:]], len(block) - whole
     if count:
         yield np.concatenate(held)
-
-
-def decode_batch(
-    tasks: Sequence[tuple[str, int]], size: tuple[int, int], interpolation: str
-) -> np.ndarray:
-    """Decode and resize (path, jpeg reduction) tasks into one (n, H, W, 3) uint8 array."""
-    images = np.empty((len(tasks), *size, 3), dtype=np.uint8)
-    for index, (path, reduce) in enumerate(tasks):
-        try:
-            images[index] = load_resized(path, size, interpolation, reduce)
-        except ImageError as error:
-            raise UserError(f"{path}: {error} (it decoded when indexed; did it change?)") from None
-    return images

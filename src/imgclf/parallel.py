@@ -25,17 +25,20 @@ def ordered_map(
     chunk_size: int,
     workers: int,
     max_in_flight: int,
+    initializer: Callable[[], None] | None = None,
     **progress: Any,
 ) -> Iterator[Result]:
     """Yield `function(chunk)` for consecutive chunks of `items`, in order.
 
     At most `max_in_flight` chunks are queued or held at once, so memory is bounded by the
-    chunk size, not by the number of items. `workers == 1` runs in this process. `progress`
-    is passed to tqdm, which stays quiet when stderr is not a terminal.
+    chunk size, not by the number of items. `workers == 1` runs in this process; otherwise
+    each worker process runs `initializer` first. `progress` is passed to tqdm, which stays
+    quiet when stderr is not a terminal.
     """
     chunks = [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
     with tqdm(total=len(items), disable=None, **progress) as bar:
-        for result, size in _map_chunks(function, chunks, workers, max(1, max_in_flight)):
+        mapped = _map_chunks(function, chunks, workers, max(1, max_in_flight), initializer)
+        for result, size in mapped:
             bar.update(size)
             yield result
 
@@ -45,6 +48,7 @@ def _map_chunks(
     chunks: list[Sequence[Item]],
     workers: int,
     max_in_flight: int,
+    initializer: Callable[[], None] | None,
 ) -> Iterator[tuple[Result, int]]:
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
@@ -52,7 +56,7 @@ def _map_chunks(
         return
     # spawn, not fork: the caller may already hold threads (TensorFlow, pytest plugins).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer) as pool:
         pending: deque[tuple[Future[Result], int]] = deque()
         try:
             for chunk in chunks:
