@@ -9,6 +9,7 @@ from pathlib import Path
 from imgclf.architectures import build_architecture
 from imgclf.cli import run_stage
 from imgclf.config import load_params
+from imgclf.distributed import fit_with_strategy, global_batch_size, make_strategy
 from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.means import load_means
 from imgclf.training import (
@@ -16,7 +17,6 @@ from imgclf.training import (
     build_optimizer,
     compile_classifier,
     fingerprint,
-    fit_resumable,
     pixel_preprocessing,
     set_seed,
 )
@@ -37,34 +37,43 @@ def main() -> None:
 
     params = load_params(args.params)
     cnn = params.cnn
+    strategy = make_strategy(params.train.strategy)  # before any TensorFlow op
     set_seed(args.seed, params.base.deterministic)
     train, val = PackInfo.read(args.train), PackInfo.read(args.val)
+    batch = global_batch_size(cnn.batch_size, strategy)
     cache = args.train.stat().st_size <= cnn.cache_mb * 2**20
     augmentation = build_augmentation(**dataclasses.asdict(cnn.augment), seed=args.seed)
     train_data = training_dataset(
         train,
-        batch_size=cnn.batch_size,
+        batch_size=batch,
         seed=args.seed,
         crop=cnn.crop,
         augmentation=augmentation,
         cache=cache,
     )
-    val_data = evaluation_dataset(val, batch_size=cnn.batch_size, crop=cnn.crop)
-    steps = math.ceil(train.count / cnn.batch_size)
+    val_data = evaluation_dataset(val, batch_size=batch, crop=cnn.crop)
+    steps = math.ceil(train.count / batch)
 
-    preprocessing = pixel_preprocessing(cnn.preprocessing, load_means(args.means))
-    model = build_architecture(
-        cnn.arch, (*cnn.crop, 3), len(train.label_names), l2=cnn.l2, preprocessing=preprocessing
-    )
-    compile_classifier(model, build_optimizer(cnn.optimizer, cnn.schedule, steps, cnn.epochs))
+    with strategy.scope():
+        preprocessing = pixel_preprocessing(cnn.preprocessing, load_means(args.means))
+        model = build_architecture(
+            cnn.arch,
+            (*cnn.crop, 3),
+            len(train.label_names),
+            l2=cnn.l2,
+            preprocessing=preprocessing,
+        )
+        compile_classifier(model, build_optimizer(cnn.optimizer, cnn.schedule, steps, cnn.epochs))
     settings = {
         **dataclasses.asdict(cnn),
         "seeds": None,
         "seed": args.seed,
         "deterministic": params.base.deterministic,
+        "strategy": params.train.strategy,
     }
     run_id = fingerprint(settings, [args.train, args.val, args.means])
-    trained = fit_resumable(
+    trained = fit_with_strategy(
+        strategy,
         model,
         train_data,
         val_data,

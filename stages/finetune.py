@@ -8,22 +8,14 @@ import math
 from pathlib import Path
 
 from imgclf.cli import run_stage
-from imgclf.config import ScheduleParams, load_params
-from imgclf.finetuning import build_finetune_model, freeze_backbone, unfreeze_top
+from imgclf.config import load_params
+from imgclf.distributed import global_batch_size, make_strategy
+from imgclf.finetuning import finetune_two_phases
 from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.modelmeta import read_metadata
-from imgclf.predicting import load_keras_model
-from imgclf.training import (
-    RunPaths,
-    build_optimizer,
-    compile_classifier,
-    fingerprint,
-    fit_resumable,
-    set_seed,
-)
+from imgclf.training import fingerprint, set_seed
 
 log = logging.getLogger("imgclf.finetune")
-CONSTANT = ScheduleParams(name="constant", power=1.0, factor=1.0, every=1)
 
 
 def main() -> None:
@@ -37,76 +29,44 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    tune = params.finetune
-    set_seed(params.base.seed, params.base.deterministic)
+    tune, seed = params.finetune, params.base.seed
+    strategy = make_strategy(params.train.strategy)  # before any TensorFlow op
+    set_seed(seed, params.base.deterministic)
     train, val = PackInfo.read(args.train), PackInfo.read(args.val)
-    augmentation = build_augmentation(**dataclasses.asdict(tune.augment), seed=params.base.seed)
+    batch = global_batch_size(tune.batch_size, strategy)
+    augmentation = build_augmentation(**dataclasses.asdict(tune.augment), seed=seed)
     train_data = training_dataset(
-        train,
-        batch_size=tune.batch_size,
-        seed=params.base.seed,
-        crop=train.image_shape[:2],
-        augmentation=augmentation,
+        train, batch_size=batch, seed=seed, crop=train.image_shape[:2], augmentation=augmentation
     )
-    val_data = evaluation_dataset(val, batch_size=tune.batch_size)
-    steps = math.ceil(train.count / tune.batch_size)
-    run_id = fingerprint(
-        {**dataclasses.asdict(tune), "seed": params.base.seed},
-        [args.backbone, args.train, args.val],
-    )
-
-    backbone_metadata = {
-        key: value
-        for key, value in read_metadata(args.backbone).items()
-        if key in ("arch", "weights")
+    val_data = evaluation_dataset(val, batch_size=batch)
+    settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.train.strategy}
+    backbone = read_metadata(args.backbone)
+    metadata = {
+        "kind": "keras",
+        "model": "finetune",
+        "label_names": list(train.label_names),
+        "image_size": list(train.image_shape[:2]),
+        "input_size": list(train.image_shape[:2]),
+        "interpolation": train.interpolation,
+        "arch": backbone["arch"],
+        "weights": backbone["weights"],
     }
-    model = build_finetune_model(
-        load_keras_model(args.backbone),
-        len(train.label_names),
-        pooling=tune.pooling,
-        hidden=tune.hidden,
-        dropout=tune.dropout,
-    )
-    freeze_backbone(model)
-    compile_classifier(
-        model, build_optimizer(tune.warmup_optimizer, CONSTANT, steps, tune.warmup_epochs)
-    )
-    warmup = args.model.with_name(args.model.stem + ".warmup.keras")
-    fit_resumable(
-        model,
+    trainable = finetune_two_phases(
+        strategy,
+        args.backbone,
         train_data,
         val_data,
-        epochs=tune.warmup_epochs,
-        steps_per_epoch=steps,
-        paths=RunPaths(warmup, args.live / "warmup"),
-        run_id=run_id,
+        tune,
+        classes=len(train.label_names),
+        steps_per_epoch=math.ceil(train.count / batch),
+        model_path=args.model,
+        live=args.live,
+        run_id=fingerprint(settings, [args.backbone, args.train, args.val]),
+        metadata=metadata,
     )
-
-    model = load_keras_model(warmup)  # the best warm-up epoch, not the last
-    trainable = unfreeze_top(model, tune.unfreeze)
     log.info(
-        "phase 2 trains the head and %d backbone layers: %s", len(trainable), ", ".join(trainable)
+        "phase 2 trained the head and %d backbone layers: %s", len(trainable), ", ".join(trainable)
     )
-    compile_classifier(model, build_optimizer(tune.optimizer, CONSTANT, steps, tune.epochs))
-    fit_resumable(
-        model,
-        train_data,
-        val_data,
-        epochs=tune.epochs,
-        steps_per_epoch=steps,
-        paths=RunPaths(args.model, args.live / "finetune"),
-        run_id=run_id,
-        metadata={
-            "kind": "keras",
-            "model": "finetune",
-            "label_names": list(train.label_names),
-            "image_size": list(train.image_shape[:2]),
-            "input_size": list(train.image_shape[:2]),
-            "interpolation": train.interpolation,
-            **backbone_metadata,
-        },
-    )
-    warmup.unlink()
 
 
 if __name__ == "__main__":

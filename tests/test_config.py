@@ -49,6 +49,7 @@ def test_repo_params_load() -> None:
         ("data", {"max_rejected": 2.0}, "data.max_rejected = 2.0"),
         ("pack", {"interpolation": "nearest"}, "pack.interpolation"),
         ("pack", {"batch_size": 0}, "pack.batch_size = 0"),
+        ("train", {"strategy": "horovod"}, "expected one of default, mirrored, multi_worker"),
         ("cnn", {"crop": [40, 28]}, "cnn.crop = [40, 28] is not allowed; expected at most"),
         ("cnn", {"seeds": []}, "cnn.seeds = []"),
         ("cnn", {"seeds": [1, 1]}, "distinct seeds"),

@@ -295,6 +295,15 @@ class FinetuneParams(Section):
 
 
 @dataclass(frozen=True)
+class TrainParams(Section):
+    """How the training stages (`cnn`, `finetune`) spread over devices and machines."""
+
+    # default: one device | mirrored: every GPU (or logical CPU) of this machine |
+    # multi_worker: several machines, described by the TF_CONFIG environment variable
+    strategy: Literal["default", "mirrored", "multi_worker"]
+
+
+@dataclass(frozen=True)
 class PredictParams(Section):
     """How models predict val and test (stages `predict_*`)."""
 
@@ -335,6 +344,7 @@ class Params(Section):
     features: FeaturesParams
     logreg: LogregParams
     finetune: FinetuneParams
+    train: TrainParams
     predict: PredictParams
     ensemble: EnsembleParams
 

@@ -1,10 +1,21 @@
 """Fine-tuning (book ch. 5, Chollet's recipe): a new head on a pretrained body, warmed up
 with the body frozen, then the body's top layers unfrozen and trained at a low rate."""
 
-import keras
+from pathlib import Path
+from typing import Any
 
+import keras
+import tensorflow as tf
+
+from imgclf.config import FinetuneParams, ScheduleParams
+from imgclf.distributed import fit_with_strategy
 from imgclf.errors import UserError
 from imgclf.features import pooling_layer
+from imgclf.predicting import load_keras_model
+from imgclf.training import RunPaths, build_optimizer, compile_classifier
+
+# Fine-tuning keeps each phase's learning rate constant, as the book does.
+CONSTANT = ScheduleParams(name="constant", power=1.0, factor=1.0, every=1)
 
 
 def build_finetune_model(
@@ -73,3 +84,66 @@ def _set_trainable_tree(model: keras.Model) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             _set_trainable_tree(layer)
+
+
+def finetune_two_phases(
+    strategy: tf.distribute.Strategy,
+    backbone_path: Path,
+    train: tf.data.Dataset,
+    val: tf.data.Dataset,
+    params: FinetuneParams,
+    *,
+    classes: int,
+    steps_per_epoch: int,
+    model_path: Path,
+    live: Path,
+    run_id: str,
+    metadata: dict[str, Any],
+) -> list[str]:
+    """Warm the new head up with the body frozen, then train it with the body's top layers;
+    keep the best phase-2 epoch on val. Returns the backbone layers trained in phase 2."""
+    run = {"steps_per_epoch": steps_per_epoch, "run_id": run_id}
+    with strategy.scope():
+        model = build_finetune_model(
+            load_keras_model(backbone_path),
+            classes,
+            pooling=params.pooling,
+            hidden=params.hidden,
+            dropout=params.dropout,
+        )
+        freeze_backbone(model)
+        compile_classifier(
+            model,
+            build_optimizer(
+                params.warmup_optimizer, CONSTANT, steps_per_epoch, params.warmup_epochs
+            ),
+        )
+    warmup = model_path.with_name(model_path.stem + ".warmup.keras")
+    fit_with_strategy(
+        strategy,
+        model,
+        train,
+        val,
+        epochs=params.warmup_epochs,
+        paths=RunPaths(warmup, live / "warmup"),
+        **run,
+    )
+    with strategy.scope():
+        if warmup.exists():  # the best warm-up epoch; multi-worker models already hold it
+            model = load_keras_model(warmup)
+        trainable = unfreeze_top(model, params.unfreeze)
+        compile_classifier(
+            model, build_optimizer(params.optimizer, CONSTANT, steps_per_epoch, params.epochs)
+        )
+    fit_with_strategy(
+        strategy,
+        model,
+        train,
+        val,
+        epochs=params.epochs,
+        paths=RunPaths(model_path, live / "finetune"),
+        metadata=metadata,
+        **run,
+    )
+    warmup.unlink(missing_ok=True)
+    return trainable
