@@ -35,7 +35,9 @@ def main() -> None:
         )
         shutil.rmtree(work)
     else:
-        args.live.mkdir(parents=True, exist_ok=True)  # no curves without pretraining
+        # No pretraining, no curves: an empty folder (DVC-cached, so a clone gets it too).
+        shutil.rmtree(args.live, ignore_errors=True)
+        args.live.mkdir(parents=True)
         body = build_backbone(spec.arch, (*size, 3), spec.weights)
         if spec.weights == "none":
             log.warning("backbone.weights = none: random weights, for smoke tests only")

@@ -1,6 +1,5 @@
 """Training: schedules, optimizers, repeatable runs, and runs that resume after ctrl+c."""
 
-import json
 from pathlib import Path
 
 import keras
@@ -105,8 +104,7 @@ def test_interrupted_run_resumes_and_trains_only_the_rest(tmp_path: Path) -> Non
     assert not paths.state.exists()
     model = keras.models.load_model(paths.model, safe_mode=True)
     assert model.predict(tiny_data()[1], verbose=0).shape == (40, 2)
-    summary = json.loads((paths.live / "metrics.json").read_text())
-    assert summary["step"] == 4
+    assert not (paths.live / "metrics.json").exists()  # DVC plots cannot draw the summary
 
 
 def test_changed_run_starts_afresh(tmp_path: Path) -> None:

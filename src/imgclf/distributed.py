@@ -30,7 +30,7 @@ from dvclive.utils import standardize_metric_name
 from imgclf.errors import ConfigError, UserError
 from imgclf.fileio import atomic_output
 from imgclf.modelmeta import write_metadata
-from imgclf.training import MONITOR, RunPaths, fit_resumable
+from imgclf.training import MONITOR, RunPaths, drop_live_summary, fit_resumable
 
 log = logging.getLogger("imgclf.distributed")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -188,6 +188,7 @@ def fit_multi_worker(
         if not chief:
             shutil.rmtree(work)
     if chief:
+        drop_live_summary(paths.live)
         with atomic_output(paths.model) as temporary:
             shutil.copyfile(work / "best.keras", temporary)
             if metadata is not None:

@@ -148,7 +148,15 @@ def fit_resumable(
         if metadata is not None:
             write_metadata(temporary, metadata)
     shutil.rmtree(paths.state)
+    drop_live_summary(paths.live)
     return counter.epochs
+
+
+def drop_live_summary(live: Path) -> None:
+    """Remove DVCLive's `metrics.json` once a run is over: it repeats the curves' last rows,
+    and DVC's plots, which read every file of the curves' folder, cannot draw it. (A resumed
+    run needs it, so it stays while a run is unfinished.)"""
+    (live / "metrics.json").unlink(missing_ok=True)
 
 
 def _prepare_state(paths: RunPaths, run_id: str) -> float | None:

@@ -1,0 +1,124 @@
+"""Experiments on a built pipeline: `dvc exp run -S`, exp show, metrics diff, a queued sweep.
+
+The module copies the session's built project (conftest.built_project); each test starts
+from its clean HEAD (experiments stay in their refs).
+"""
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from test_pipeline import Project
+
+pytestmark = pytest.mark.slow
+
+_QUEUE_TIMEOUT_S = 600
+
+
+def exp_run(project: Project, *args: str) -> tuple[str, list[str]]:
+    """`dvc exp run` in the workspace: the experiment's name and the stages that ran."""
+    output = project.dvc("exp", "run", *args).stdout
+    (name,) = re.findall(r"Ran experiment\(s\): (\S+)", output)
+    return name, re.findall(r"Running stage '([^']+)'", output)
+
+
+def experiments(project: Project) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json` as {name: {"params": params.yaml, "metrics": {file: values}}}.
+
+    The baseline is named by its branch. (DVC 3.67 keeps every param in the JSON even with
+    --only-changed; only the tables drop the unchanged ones.)
+    """
+    table = json.loads(project.dvc("exp", "show", "--only-changed", "--json").stdout)
+    found = {}
+    for baseline in table:
+        revs = [rev for group in baseline.get("experiments") or [] for rev in group["revs"]]
+        for experiment in [baseline, *revs]:
+            data = experiment["data"]
+            found[experiment["name"] or experiment["rev"]] = {
+                "params": data["params"]["params.yaml"]["data"],
+                "metrics": {name: file["data"] for name, file in data["metrics"].items()},
+            }
+    return found
+
+
+def markdown_rows(table: str) -> list[dict[str, str]]:
+    """A Markdown table (`--md`) as one dict per row, keyed by the header's cells."""
+    lines = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()]
+    header, _, *rows = [line for line in lines if line != [""]]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def params(project: Project) -> dict[str, Any]:
+    return yaml.safe_load((project.root / "params.yaml").read_text(encoding="utf-8"))
+
+
+def params_at_head(project: Project) -> dict[str, Any]:
+    return yaml.safe_load(project.command("git", "show", "HEAD:params.yaml").stdout)
+
+
+@pytest.fixture(scope="module")
+def built(built_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """This module's copy of the built, committed pipeline."""
+    project = Project(tmp_path_factory.mktemp("experiments") / "a", template=built_project)
+    yield project
+    project.dvc("queue", "stop", "--kill", check=False)
+
+
+@pytest.fixture
+def project(built: Project) -> Project:
+    """The built repository, its workspace back at HEAD (experiments stay in their refs)."""
+    built.command("git", "reset", "-q", "--hard")
+    built.dvc("checkout", "-q", "--force")
+    assert "up to date" in built.dvc("status").stdout
+    return built
+
+
+def test_an_experiment_reruns_only_what_its_params_affect(project: Project) -> None:
+    name, ran = exp_run(project, "-S", "logreg.C=[0.01,0.1]")
+    # The model, its predictions and everything reading them, the report included; no features.
+    assert sorted(ran) == ["ensemble", "evaluate", "logreg", "predict_logreg", "report"]
+
+    branch = project.command("git", "branch", "--show-current").stdout.strip()
+    shown = experiments(project)
+    assert shown[name]["params"]["logreg"]["C"] == [0.01, 0.1]
+    assert shown[branch]["params"]["logreg"]["C"] == [0.1, 1.0]
+    assert shown[name]["metrics"]["metrics/logreg_search.json"]["C"] == 0.01
+    assert shown[branch]["metrics"]["metrics/logreg_search.json"]["C"] == 0.1
+    rows = markdown_rows(project.dvc("exp", "show", "--only-changed", "--md").stdout)
+    assert "cnn.epochs" not in rows[0]  # unchanged params are left out
+    (row,) = [row for row in rows if row["Experiment"].endswith(f"[{name}]")]
+    assert (row["logreg.C"], row["C"]) == ("['0.01', '0.1']", "0.01")  # the param, the metric
+
+    diff = json.loads(project.dvc("metrics", "diff", "HEAD", name, "--json").stdout)
+    change = diff["metrics/logreg_search.json"]["C"]
+    assert (change["old"], change["new"]) == (0.1, 0.01)
+    text = project.dvc("metrics", "diff", "HEAD", name).stdout
+    assert re.search(r"metrics/logreg_search\.json +C +0\.1 +0\.01\b", text), text
+
+
+def test_a_queued_sweep_runs_every_value_and_applies(project: Project) -> None:
+    queued = project.dvc("exp", "run", "--queue", "-S", "logreg.folds=2,3").stdout
+    names = re.findall(r"Queued experiment '([^']+)'", queued)
+    assert len(names) == 2
+    # `dvc queue start` returns at once; its workers run the experiments one by one.
+    project.dvc("queue", "start")
+    deadline = time.monotonic() + _QUEUE_TIMEOUT_S
+    while re.search(r"\b(Queued|Running)\b", status := project.dvc("queue", "status").stdout):
+        assert time.monotonic() < deadline, f"queue still busy:\n{status}"
+        time.sleep(2)
+    assert all(re.search(rf"{name}\b.*\bSuccess\b", status) for name in names), status
+
+    shown = experiments(project)
+    folds = {shown[name]["params"]["logreg"]["folds"]: name for name in names}
+    assert sorted(folds) == [2, 3]
+    project.dvc("exp", "apply", folds[3])
+    assert params(project)["logreg"]["folds"] == 3
+    # The applied experiment's outputs came with it: nothing is stale.
+    assert "up to date" in project.dvc("status").stdout
+    project.dvc("exp", "apply", folds[2])
+    assert params(project)["logreg"] == params_at_head(project)["logreg"]

@@ -1,0 +1,194 @@
+"""Remotes, tested for real: push a built pipeline to a local and an SSH remote, clone, pull.
+
+The tests copy the session's built project (conftest.built_project) once for this module;
+each test pushes to its own remote and clones into its own folder, so none depends on
+another. The SSH remote is a real OpenSSH sshd on 127.0.0.1 (tests/sshd.py).
+"""
+
+import json
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imgclf.backbones import build_backbone
+from sshd import Sshd, sshd_fixture  # noqa: F401  (the sshd fixture)
+from test_pipeline import DATA_OUTPUTS, SPLITS, Project
+
+pytestmark = pytest.mark.slow
+
+MODELS = [
+    "models/backbone.keras",
+    "models/cnn/seed0.keras",
+    "models/finetune.keras",
+    "models/logreg.skops",
+]
+CACHED = [name for name in DATA_OUTPUTS if not name.startswith("metrics/")] + MODELS
+# Predictions are `push: false` (cheap, and rerunning gives the same bytes): a clone makes them.
+NOT_PUSHED = ["data/predictions/cnn/seed0.h5", "data/predictions/ensemble.h5"] + [
+    f"data/predictions/{model}.h5" for model in ("finetune", "logreg")
+]
+PUSHED = [name for name in CACHED if name not in NOT_PUSHED]
+REMADE_BY_CLONE = ["ensemble", "predict_cnn@0", "predict_finetune", "predict_logreg"]
+FEATURES = [f"features@{split}" for split in SPLITS]
+# What `features@*` needs and makes, all in the DVC cache (index and split outputs aside).
+FEATURE_INPUTS_AND_OUTPUTS = [
+    "models/backbone.keras",
+    *(f"data/{kind}/{split}.h5" for kind in ("processed", "features") for split in SPLITS),
+]
+WEIGHTS = "weights/minivggnet.weights.h5"  # git-ignored: stands in for a downloaded file
+
+
+class Checkout(Project):
+    """An existing repository (a clone) driven like Project."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = dict(env)
+
+
+def clone(source: Project, root: Path) -> Checkout:
+    source.command("git", "clone", "-q", str(source.root), str(root))
+    return Checkout(root, source.env)
+
+
+def add_remote(project: Project, name: str, url: str, *flags: str, **options: str) -> None:
+    """A remote in .dvc/config.local: the tests leave the shared repository's git alone."""
+    project.dvc("remote", "add", "--local", *flags, name, url)
+    for key, value in options.items():
+        project.dvc("remote", "modify", "--local", name, key, value)
+
+
+def cloud_status(project: Project, remote: str, *args: str) -> dict[str, str]:
+    return json.loads(project.dvc("status", "--cloud", "-r", remote, "--json", *args).stdout)
+
+
+def push(project: Project, remote: str, *args: str, expected: list[str]) -> None:
+    """Push; the remote lacks the `expected` outputs before, and lacks nothing after."""
+    missing = cloud_status(project, remote, *args)
+    assert set(missing.values()) == {"new"}
+    assert set(expected) <= set(missing)
+    assert not set(NOT_PUSHED) & set(missing)
+    started = time.monotonic()
+    result = project.dvc("push", "-r", remote, *args)
+    print(f"push -r {remote}: {time.monotonic() - started:.1f} s, {result.stdout.strip()}")
+    assert cloud_status(project, remote, *args) == {}
+    assert "in sync" in project.dvc("status", "--cloud", "-r", remote, *args).stdout
+
+
+def pull(project: Project, remote: str, *args: str) -> None:
+    started = time.monotonic()
+    result = project.dvc("pull", "-r", remote, *args)
+    summary = result.stdout.strip().splitlines()[-1]
+    print(f"pull -r {remote}: {time.monotonic() - started:.1f} s, {summary}")
+
+
+def tree_size(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+def assert_same_files(one: Path, other: Path, names: list[str]) -> None:
+    for name in names:
+        assert (other / name).read_bytes() == (one / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def built(built_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """This module's copy of the built, committed pipeline."""
+    return Project(tmp_path_factory.mktemp("remotes") / "a", template=built_project)
+
+
+def test_local_remote_round_trip(built: Project, tmp_path: Path) -> None:
+    """The one-step recipe for a teammate: `dvc repro --pull` with a default remote."""
+    store = str(tmp_path / "store")
+    add_remote(built, "local", store)
+    push(built, "local", expected=PUSHED)
+    print(f"local remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB")
+    teammate = clone(built, tmp_path / "b")
+    add_remote(teammate, "local", store, "--default")
+    started = time.monotonic()
+    assert sorted(teammate.repro("--pull")) == REMADE_BY_CLONE
+    print(f"repro --pull: {time.monotonic() - started:.1f} s")
+    assert_same_files(built.root, teammate.root, DATA_OUTPUTS + MODELS)
+    assert "up to date" in teammate.dvc("status").stdout
+    assert teammate.repro() == []
+
+
+def test_ssh_remote_round_trip(built: Project, tmp_path: Path, sshd: Sshd) -> None:
+    """The two-step recipe: `dvc pull --allow-missing` (predictions are not pushed), `repro`."""
+    # dvc-ssh 4.3 has no known_hosts option and passes known_hosts=None to asyncssh, which
+    # turns host-key checking off; a correct ~/.ssh/known_hosts is all a user could provide.
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copyfile(sshd.known_hosts, home / ".ssh" / "known_hosts")
+    user = Checkout(built.root, {**built.env, "HOME": str(home)})
+    url, keyfile = sshd.url(tmp_path / "store"), str(sshd.client_key)
+    try:
+        add_remote(user, "ssh", url, keyfile=keyfile)
+        push(user, "ssh", expected=PUSHED)
+        teammate = clone(user, tmp_path / "b")
+        add_remote(teammate, "ssh", url, keyfile=keyfile)
+        pull(teammate, "ssh", "--allow-missing")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nsshd log:\n{sshd.log.read_text()[-3000:]}") from None
+    print(f"ssh remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB")
+    assert_same_files(built.root, teammate.root, PUSHED)
+    assert sorted(teammate.repro()) == REMADE_BY_CLONE
+    assert_same_files(built.root, teammate.root, DATA_OUTPUTS + MODELS)
+    assert "up to date" in teammate.dvc("status").stdout
+
+
+def offline_env(project: Project, keras_home: Path) -> dict[str, str]:
+    """The environment with every HTTP(S) request sent to a closed local port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {key: value for key, value in project.env.items() if key.lower() != "no_proxy"}
+    for key in ("http_proxy", "https_proxy", "all_proxy"):
+        env[key] = env[key.upper()] = closed
+    env["KERAS_HOME"] = str(keras_home)
+    return env
+
+
+def test_offline_clone_pulls_the_backbone_instead_of_its_weights(
+    built: Project, tmp_path: Path
+) -> None:
+    # On the connected machine: a weights file (as if downloaded) builds the backbone.
+    online = Project(tmp_path / "online", template=built)
+    (online.root / WEIGHTS).parent.mkdir()
+    build_backbone("minivggnet", (24, 24, 3), "none").save_weights(online.root / WEIGHTS)
+    with (online.root / ".gitignore").open("a", encoding="utf-8") as ignore:
+        ignore.write("/weights/\n")
+    online.update_params("backbone", weights=WEIGHTS)
+    # A backbone never pretrained has no curves (drop those left from the built project's).
+    shutil.rmtree(online.root / "plots/training/backbone")
+    assert sorted(online.repro(*FEATURES)) == sorted(["backbone", *FEATURES])
+    online.commit("backbone from a weights file")
+    assert online.command("git", "ls-files", "weights").stdout == ""
+    store = str(tmp_path / "store")
+    add_remote(online, "store", store)
+    # Targets alone push only their own outputs: the backbone and packs need --with-deps.
+    push(online, "store", "--with-deps", *FEATURES, expected=FEATURE_INPUTS_AND_OUTPUTS)
+
+    offline = clone(online, tmp_path / "offline")
+    assert not (offline.root / WEIGHTS).exists()
+    add_remote(offline, "store", store)
+    pull(offline, "store", "--with-deps", *FEATURES)
+    keras_home = tmp_path / "keras_home"
+    keras_home.mkdir()
+    offline.env = offline_env(offline, keras_home)
+    download = [sys.executable, "-c", "import urllib.request as u; u.urlopen('https://keras.io')"]
+    assert offline.command(*download, check=False).returncode != 0  # the block works
+    status = offline.dvc("status", "--with-deps", *FEATURES).stdout  # why, if not clean
+    assert "up to date" in status, status
+    assert offline.repro(*FEATURES) == []
+    # Features really compute offline from the pulled backbone, to the same bytes.
+    assert offline.repro("--force", "--single-item", "features@test") == ["features@test"]
+    assert_same_files(
+        online.root, offline.root, ["data/features/test.h5", "models/backbone.keras"]
+    )
+    # Keras writes its keras.json there; a download would have gone to models/ or datasets/.
+    assert [path.name for path in keras_home.rglob("*")] == ["keras.json"]
