@@ -50,8 +50,10 @@ class Run:
     seconds: float
     images: int
     file_bytes: int
-    rss_main_kib: int  # peak RSS of the packing process
-    rss_workers_kib: int  # largest peak RSS among its finished worker processes (0: none)
+    rss_main_kib: int  # peak RSS of the packing process (VmHWM)
+    # Largest ru_maxrss among its finished worker processes (0: none); it includes what the
+    # packing process held when it started them.
+    rss_workers_kib: int
 
 
 def parse_args() -> argparse.Namespace:
@@ -252,6 +254,15 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak RSS (VmHWM). `ru_maxrss` would also count the parent's peak
+    at the time it spawned us, which Linux carries over."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def run_method(args: argparse.Namespace) -> Run:
     """Pack with `args.only` in this process; time only the packing call itself."""
     source, out_dir = photo_folder(args), output_folder(args)
@@ -272,7 +283,7 @@ def run_method(args: argparse.Namespace) -> Run:
         seconds,
         len(rows),
         out.stat().st_size,
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        peak_rss_kib(),
         children if children > children_before else 0,
     )
 
