@@ -1,6 +1,7 @@
-"""ordered_map: results in input order, errors surface, serial and parallel agree."""
+"""ordered_map: results in input order, work really runs in parallel, errors surface."""
 
 import os
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -8,8 +9,8 @@ import pytest
 from imgclf.parallel import available_cores, ordered_map
 
 
-def squares_with_pid(items: Sequence[int]) -> list[tuple[int, int]]:
-    return [(item * item, os.getpid()) for item in items]
+def squares_with_thread(items: Sequence[int]) -> list[tuple[int, int]]:
+    return [(item * item, threading.get_ident()) for item in items]
 
 
 def fail_on_seven(items: Sequence[int]) -> list[int]:
@@ -23,13 +24,25 @@ def test_order_is_kept(workers: int) -> None:
     results = [
         value
         for chunk in ordered_map(
-            squares_with_pid, list(range(50)), chunk_size=3, workers=workers, max_in_flight=2
+            squares_with_thread, list(range(50)), chunk_size=3, workers=workers, max_in_flight=2
         )
         for value in chunk
     ]
     assert [square for square, _ in results] == [item * item for item in range(50)]
-    pids = {pid for _, pid in results}
-    assert (pids == {os.getpid()}) == (workers == 1)
+    threads = {thread for _, thread in results}
+    assert (threads == {threading.get_ident()}) == (workers == 1)
+
+
+def test_two_workers_run_at_the_same_time() -> None:
+    # Each chunk waits until another chunk is running too; one worker at a time would time out.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def meet(items: Sequence[int]) -> list[int]:
+        barrier.wait()
+        return list(items)
+
+    chunks = list(ordered_map(meet, list(range(8)), chunk_size=2, workers=2, max_in_flight=2))
+    assert chunks == [[0, 1], [2, 3], [4, 5], [6, 7]]
 
 
 def test_worker_errors_reach_the_caller() -> None:

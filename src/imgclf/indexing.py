@@ -17,7 +17,7 @@ import pandas as pd
 from imgclf.config import DataParams
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv
-from imgclf.imaging import image_sizes, single_threaded
+from imgclf.imaging import image_sizes
 from imgclf.parallel import ordered_map
 
 MANIFEST_COLUMNS = ["path", "label", "width", "height"]
@@ -146,7 +146,6 @@ def _check_decodes(
         chunk_size=32,
         workers=workers,
         max_in_flight=4 * workers,
-        initializer=single_threaded,
         desc="index",
         unit="img",
     ):

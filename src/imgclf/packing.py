@@ -15,11 +15,11 @@ import pandas as pd
 from imgclf.config import PackParams
 from imgclf.errors import UserError
 from imgclf.hdf5io import PackWriter
-from imgclf.imaging import ImageError, jpeg_reduction, load_batch, single_threaded
+from imgclf.imaging import ImageError, jpeg_reduction, load_batch
 from imgclf.parallel import ordered_map
 
-# Images per task sent to a worker: large enough to amortise the inter-process copy,
-# small enough to keep both cores busy to the end of a split.
+# Images per task given to a worker thread: large enough to amortise the per-task overhead,
+# small enough to keep every core busy to the end of a split.
 _TASK_IMAGES = 32
 
 
@@ -44,7 +44,6 @@ def pack_split(
         (str(source / path), jpeg_reduction(int(width), int(height), size))
         for path, width, height in zip(rows["path"], rows["width"], rows["height"], strict=True)
     ]
-    # The workers import only imgclf.imaging (OpenCV, NumPy): quick to start.
     decode = functools.partial(load_batch, size=size, interpolation=params.interpolation)
     batches = ordered_map(
         decode,
@@ -52,7 +51,6 @@ def pack_split(
         chunk_size=_TASK_IMAGES,
         workers=workers,
         max_in_flight=max(2 * workers, params.batch_size // _TASK_IMAGES),
-        initializer=single_threaded,
         desc=f"pack {split}",
         unit="img",
     )

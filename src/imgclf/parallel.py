@@ -1,10 +1,15 @@
-"""Ordered, memory-bounded parallel map over worker processes, with a progress bar."""
+"""Ordered, memory-bounded parallel map over worker threads, with a progress bar.
 
-import multiprocessing
+Threads, not processes: what is mapped here is OpenCV decoding and resizing, which release
+the GIL, so threads keep every core busy without starting interpreters (about 0.5 s a run
+with `spawn`) or pickling every decoded image back to the caller. bench/pack.py measured the
+switch: 1.9x the throughput of the process pool on 1,000 photos.
+"""
+
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from tqdm import tqdm
@@ -25,20 +30,19 @@ def ordered_map(
     chunk_size: int,
     workers: int,
     max_in_flight: int,
-    initializer: Callable[[], None] | None = None,
     **progress: Any,
 ) -> Iterator[Result]:
     """Yield `function(chunk)` for consecutive chunks of `items`, in order.
 
     At most `max_in_flight` chunks are queued or held at once, so memory is bounded by the
-    chunk size, not by the number of items. `workers == 1` runs in this process; otherwise
-    each worker process runs `initializer` first. `progress` is passed to tqdm, which stays
-    quiet when stderr is not a terminal.
+    chunk size, not by the number of items. `workers == 1` runs in the calling thread.
+    `function` should spend its time outside the GIL (OpenCV, NumPy, file reads) for the
+    workers to run in parallel. `progress` is passed to tqdm, which stays quiet when stderr
+    is not a terminal.
     """
     chunks = [items[start : start + chunk_size] for start in range(0, len(items), chunk_size)]
     with tqdm(total=len(items), disable=None, **progress) as bar:
-        mapped = _map_chunks(function, chunks, workers, max(1, max_in_flight), initializer)
-        for result, size in mapped:
+        for result, size in _map_chunks(function, chunks, workers, max(1, max_in_flight)):
             bar.update(size)
             yield result
 
@@ -48,15 +52,12 @@ def _map_chunks(
     chunks: list[Sequence[Item]],
     workers: int,
     max_in_flight: int,
-    initializer: Callable[[], None] | None,
 ) -> Iterator[tuple[Result, int]]:
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield function(chunk), len(chunk)
         return
-    # spawn, not fork: the caller may already hold threads (TensorFlow, pytest plugins).
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         pending: deque[tuple[Future[Result], int]] = deque()
         try:
             for chunk in chunks:
