@@ -35,13 +35,7 @@ from imgclf.cli import run_stage
 from imgclf.errors import UserError
 from imgclf.features import feature_extractor
 from imgclf.fileio import atomic_output
-from imgclf.imaging import (
-    INTERPOLATIONS,
-    ImageError,
-    decode_image,
-    jpeg_reduction,
-    resize_aspect_aware,
-)
+from imgclf.imaging import INTERPOLATIONS, ImageError, load_like_pack
 from imgclf.inputs import centre_crop
 from imgclf.logistic import load_logreg
 from imgclf.modelmeta import read_metadata
@@ -50,8 +44,6 @@ from imgclf.predicting import load_keras_model
 # Per-image errors then read `imgclf: error: <path>: <reason>`, like run_stage's one line.
 log = logging.getLogger("imgclf")
 CSV_COLUMNS = ("path", "rank", "label", "probability")
-# The only format libjpeg decodes at a reduced size (as in imgclf.imaging).
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -192,16 +184,7 @@ def load_packed(path: str, size: tuple[int, int], interpolation: str) -> np.ndar
         if os.path.exists(path):
             raise ImageError("not a regular file")
         raise ImageError("broken symbolic link" if os.path.islink(path) else "file not found")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
-        raise ImageError(f"cannot read file ({error.strerror or error})") from None
-    image = decode_image(data)
-    # pack decodes a JPEG at the reduction its full (indexed) size allows, so do the same.
-    reduce = jpeg_reduction(image.shape[1], image.shape[0], size)
-    if reduce > 1 and data[:3].tobytes() == _JPEG_MAGIC:
-        image = decode_image(data, reduce)
-    return resize_aspect_aware(image, size, interpolation)
+    return load_like_pack(path, size, interpolation)
 
 
 def classify_paths(

@@ -48,11 +48,14 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _read_native(path: Path | str, reduce: int) -> np.ndarray:
+    return _decode_native(_read_bytes(path), reduce)
+
+
+def _read_bytes(path: Path | str) -> np.ndarray:
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        return np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageError(f"cannot read file ({error.strerror or error})") from None
-    return _decode_native(data, reduce)
 
 
 def _decode_native(data: np.ndarray, reduce: int) -> np.ndarray:
@@ -153,6 +156,20 @@ def load_resized(
     return to_rgb(resize_aspect_aware(_read_native(path, reduce), size, interpolation))
 
 
+def load_like_pack(path: Path | str, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    """`path` exactly as the pack stage stores it, without its size known beforehand.
+
+    pack decodes a JPEG at the reduction that the size recorded by `index` allows; here the
+    size comes from a full decode, and a JPEG is decoded again at that reduction.
+    """
+    data = _read_bytes(path)
+    image = _decode_native(data, 1)
+    reduce = jpeg_reduction(image.shape[1], image.shape[0], size)
+    if reduce > 1 and data[:3].tobytes() == _JPEG_MAGIC:
+        image = _decode_native(data, reduce)
+    return to_rgb(resize_aspect_aware(image, size, interpolation))
+
+
 def load_batch(
     tasks: Sequence[tuple[str, int]], size: tuple[int, int], interpolation: str
 ) -> np.ndarray:
@@ -177,9 +194,3 @@ def image_sizes(paths: Sequence[str]) -> list[tuple[int, int] | str]:
         except ImageError as error:
             sizes.append(str(error))
     return sizes
-
-
-def single_threaded() -> None:
-    """Worker-process initializer: one OpenCV thread per process, since processes already
-    use every core (OpenCV's own threads would oversubscribe them)."""
-    cv2.setNumThreads(1)
