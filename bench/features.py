@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -54,11 +53,11 @@ from imgclf.indexing import build_index
 from imgclf.inputs import PackInfo, evaluation_dataset
 from imgclf.packing import pack_split
 from imgclf.parallel import available_cores
+from photos import ensure_photos
 
 SIZE = (224, 224)
 PHOTO_SIZE = (500, 375)
 CLASSES = 4
-JPEG_QUALITY = 90
 PACK_BATCH = 256  # params.yaml pack.batch_size: rows per HDF5 chunk
 # arch -> (keras.applications constructor, its preprocess_input), as the book calls them.
 APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], Callable[[np.ndarray], np.ndarray]]] = {
@@ -103,40 +102,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- data: synthetic JPEG folder and its pack, made once and cached ---------------------------
-
-
-def ensure_photos(folder: Path, count: int, seed: int) -> None:
-    """Write `count` JPEGs into class subfolders of `folder` unless a complete set is there."""
-    marker = folder / ".complete"  # hidden, so indexing ignores it
-    if marker.exists():
-        return
-    print(f"generating {count} photos in {folder} ...", flush=True)
-    rng = np.random.default_rng(seed)
-    for index in range(count):
-        width, height = (round(side * rng.uniform(0.96, 1.04)) for side in PHOTO_SIZE)
-        if rng.random() < 0.2:  # some portraits
-            width, height = height, width
-        path = folder / f"class{index % CLASSES}" / f"{index:05d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        photo = synthetic_photo(rng, width, height)
-        if not cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"cannot write {path}")
-    marker.touch()
-
-
-def synthetic_photo(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A BGR image: a smooth colour field, soft-edged ellipses and sensor-like noise."""
-    coarse = rng.integers(0, 256, (3, 4, 3), dtype=np.uint8)
-    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    for _ in range(rng.integers(8, 20)):
-        centre = (int(rng.integers(width)), int(rng.integers(height)))
-        axes = tuple(int(side) for side in rng.integers(8, min(width, height) // 3, size=2))
-        colour = tuple(float(value) for value in rng.uniform(0, 255, 3))
-        angle = float(rng.uniform(0, 180))
-        cv2.ellipse(image, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
-    image = cv2.GaussianBlur(image, (0, 0), sigmaX=1.5)
-    image += rng.standard_normal(image.shape, dtype=np.float32) * 6
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def ensure_pack(source: Path, pack: Path) -> None:
@@ -367,7 +332,7 @@ def main() -> None:
     args = parse_args()
     source = args.work / f"photos-n{args.n}-seed{args.seed}"
     pack = args.work / f"{source.name}-{SIZE[0]}x{SIZE[1]}.h5"
-    ensure_photos(source, args.n, args.seed)
+    ensure_photos(source, args.n, PHOTO_SIZE, args.seed, CLASSES)
     ensure_pack(source, pack)
     out = args.work / "features.h5"
     print(

@@ -4,7 +4,8 @@ One run generates (or reuses) a seeded folder of synthetic photo-like JPEGs in c
 subfolders, reads every file once so both methods decode from the page cache, then packs the
 folder two ways, each in its own child process so that peak memory is measured per method:
 
-- ours: `imgclf.packing.pack_split` (parallel decode, one resample, uint8 RGB, chunked HDF5);
+- ours: `imgclf.packing.pack_split` (decoding on a thread per core, one resample, uint8 RGB,
+  chunked HDF5);
 - book: Rosebrock's Practitioner Bundle recipe (ch. 3 and 9): `cv2.imread`, the
   AspectAwarePreprocessor and the buffered float64 HDF5DatasetWriter, in one process.
 
@@ -35,9 +36,9 @@ import cv2
 import h5py
 import numpy as np
 
+from photos import JPEG_QUALITY, ensure_photos
+
 CLASSES = 5
-PORTRAIT_FRACTION = 0.2
-JPEG_QUALITY = 90
 METHODS = ("ours", "book")
 OURS_BATCH = 64
 
@@ -50,10 +51,7 @@ class Run:
     seconds: float
     images: int
     file_bytes: int
-    rss_main_kib: int  # peak RSS of the packing process (VmHWM)
-    # Largest ru_maxrss among its finished worker processes (0: none); it includes what the
-    # packing process held when it started them.
-    rss_workers_kib: int
+    peak_rss_kib: int  # of the packing process (VmHWM); its worker threads share it
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,67 +92,6 @@ def photo_folder(args: argparse.Namespace) -> Path:
 
 def output_folder(args: argparse.Namespace) -> Path:
     return args.work / "out" / photo_folder(args).name
-
-
-# --- synthetic photos ------------------------------------------------------------------------
-
-
-def ensure_photos(args: argparse.Namespace) -> Path:
-    """Generate the photo folder unless a complete one with the same parameters exists."""
-    folder = photo_folder(args)
-    marker = folder / ".complete"  # hidden, so indexing ignores it
-    if marker.exists():
-        return folder
-    print(f"generating {args.n} photos in {folder} ...", flush=True)
-    rng = np.random.default_rng(args.seed)
-    for index in range(args.n):
-        width, height = photo_dimensions(rng, args.photo_size)
-        path = folder / f"class{index % CLASSES}" / f"{index:05d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image = synthetic_photo(rng, width, height)
-        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError(f"cannot write {path}")
-    marker.touch()
-    return folder
-
-
-def photo_dimensions(rng: np.random.Generator, nominal: tuple[int, int]) -> tuple[int, int]:
-    """Nominal (w, h) varied by up to ±4% per side, swapped to portrait for some photos."""
-    width, height = (round(side * rng.uniform(0.96, 1.04)) for side in nominal)
-    return (height, width) if rng.random() < PORTRAIT_FRACTION else (width, height)
-
-
-def synthetic_photo(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A BGR image with smooth gradients, texture, soft-edged shapes and sensor-like noise."""
-    coarse = rng.integers(0, 256, (*rng.integers(2, 5, size=2), 3), dtype=np.uint8)
-    image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-    texture = rng.standard_normal((height // 10 + 1, width // 10 + 1, 3), dtype=np.float32)
-    image += 18 * cv2.resize(texture, (width, height), interpolation=cv2.INTER_LINEAR)
-    scale = min(width, height)
-    for _ in range(rng.integers(10, 30)):
-        draw_shape(rng, image, scale)
-    image = cv2.GaussianBlur(image, (0, 0), sigmaX=scale / 300)
-    image += rng.standard_normal(image.shape, dtype=np.float32) * 6
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def draw_shape(rng: np.random.Generator, image: np.ndarray, scale: int) -> None:
-    """Draw one random filled circle, ellipse or rectangle in place."""
-    height, width = image.shape[:2]
-    colour = tuple(float(value) for value in rng.uniform(0, 255, 3))
-    centre = (int(rng.integers(width)), int(rng.integers(height)))
-    radius = int(rng.integers(scale // 25, scale // 4))
-    kind = rng.integers(3)
-    if kind == 0:
-        cv2.circle(image, centre, radius, colour, -1, cv2.LINE_AA)
-    elif kind == 1:
-        axes = (radius, int(radius * rng.uniform(0.3, 1)))
-        cv2.ellipse(
-            image, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA
-        )
-    else:
-        corner = (centre[0] + radius, centre[1] + int(radius * rng.uniform(0.3, 1.5)))
-        cv2.rectangle(image, centre, corner, colour, -1)
 
 
 # --- the book's recipe, deliberately not optimised --------------------------------------------
@@ -271,21 +208,10 @@ def run_method(args: argparse.Namespace) -> Run:
     out.unlink(missing_ok=True)
     prepare = prepare_ours if args.only == "ours" else prepare_book
     pack = prepare(rows, source, out, args.size)
-    # Children that ended before packing (h5py's import runs `uname -p` in a forked copy of
-    # this process) must not pass for workers: only a peak above theirs is reported.
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     pack()
     seconds = time.perf_counter() - start
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return Run(
-        args.only,
-        seconds,
-        len(rows),
-        out.stat().st_size,
-        peak_rss_kib(),
-        children if children > children_before else 0,
-    )
+    return Run(args.only, seconds, len(rows), out.stat().st_size, peak_rss_kib())
 
 
 def prepare_book(
@@ -385,15 +311,11 @@ def decode_rate(paths: list[str]) -> float:
 
 def print_report(runs: dict[str, Run], decode: float, index_seconds: float) -> None:
     mib = 1024 * 1024
-    print(
-        f"\n{'method':<6} {'seconds':>8} {'images/s':>9} {'file MiB':>9} "
-        f"{'peak RSS MiB':>13} {'worker peak RSS MiB':>20}"
-    )
+    print(f"\n{'method':<6} {'seconds':>8} {'images/s':>9} {'file MiB':>9} {'peak RSS MiB':>13}")
     for run in runs.values():
-        workers = f"{run.rss_workers_kib / 1024:.0f}" if run.rss_workers_kib else "-"
         print(
             f"{run.method:<6} {run.seconds:8.2f} {run.images / run.seconds:9.1f} "
-            f"{run.file_bytes / mib:9.1f} {run.rss_main_kib / 1024:13.0f} {workers:>20}"
+            f"{run.file_bytes / mib:9.1f} {run.peak_rss_kib / 1024:13.0f}"
         )
     ours, book = runs["ours"], runs["book"]
     print(f"\nthroughput ours/book: {book.seconds / ours.seconds:.2f}x  (target >= 4x)")
@@ -412,9 +334,9 @@ def main() -> None:
         return
     from imgclf.parallel import available_cores
 
-    source = ensure_photos(args)
+    source = ensure_photos(photo_folder(args), args.n, args.photo_size, args.seed, CLASSES)
     total = warm_page_cache(source)
-    print(f"cores available: {available_cores()}, OpenCV threads: {cv2.getNumThreads()}")
+    print(f"cores available: {available_cores()}")
     print(
         f"{args.n} JPEGs (q{JPEG_QUALITY}) of about {'x'.join(map(str, args.photo_size))}, "
         f"{total / args.n / 1024:.0f} KiB each, -> {args.size}x{args.size}; warm page cache "
