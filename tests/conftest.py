@@ -1,8 +1,9 @@
-"""Shared fixtures: tiny synthetic image folders and params built from the repo's params.yaml."""
+"""Shared fixtures: tiny synthetic image folders, params built from the repo's params.yaml, and
+small trained-model files for the classifier tests."""
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -11,10 +12,19 @@ import yaml
 
 from imgclf.config import Params, build_section
 
+if TYPE_CHECKING:
+    import keras
+
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "fox")
 # (width, height): landscape, portrait, square, tiny and odd sizes.
 SIZES = ((64, 48), (40, 72), (50, 50), (23, 31), (97, 41), (36, 36), (48, 64), (70, 30))
+
+
+# Models for the classifier tests: packed image (h, w), sides differing so a swap shows, and
+# the Keras model's centre crop.
+IMAGE_SIZE = (20, 24)
+INPUT_SIZE = (14, 18)
 
 
 def photo(width: int, height: int, colour: tuple[int, int, int], seed: int) -> np.ndarray:
@@ -66,3 +76,83 @@ def built_project(tmp_path_factory: pytest.TempPathFactory):
     project.first_run = project.repro()
     project.commit("built")
     return project
+
+
+# --- trained-model files for imgclf.classifier and imgclf.classify (TensorFlow imported lazily)
+
+
+def tiny_classifier() -> "keras.Model":
+    """Position-sensitive (conv, flatten, dense), with large weights so outputs differ."""
+    import keras
+
+    inputs = keras.Input((*INPUT_SIZE, 3))
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    maps = keras.layers.Conv2D(2, 3, strides=2, activation="relu")(scaled)
+    logits = keras.layers.Dense(
+        len(CLASSES), kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0)
+    )(keras.layers.Flatten()(maps))
+    return keras.Model(inputs, keras.layers.Softmax(name="predictions")(logits))
+
+
+@pytest.fixture(scope="module")
+def keras_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras classifier file as the cnn stage writes it, metadata included."""
+    import keras
+
+    from imgclf.modelmeta import write_metadata
+
+    path = tmp_path_factory.mktemp("keras") / "cnn.keras"
+    keras.utils.set_random_seed(0)
+    tiny_classifier().save(path)
+    metadata = {"kind": "keras", "model": "cnn/seed0", "label_names": list(CLASSES)}
+    write_metadata(
+        path, {**metadata, "image_size": list(IMAGE_SIZE), "input_size": list(INPUT_SIZE)}
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def logreg_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models/logreg.skops on features of a random minivggnet backbone.keras beside models/."""
+    import keras
+
+    from imgclf.backbones import build_backbone
+    from imgclf.features import feature_extractor
+    from imgclf.logistic import build_logreg, save_logreg
+    from imgclf.modelmeta import write_metadata
+
+    root = tmp_path_factory.mktemp("logreg")
+    keras.utils.set_random_seed(0)
+    backbone = build_backbone("minivggnet", (*IMAGE_SIZE, 3), "none")
+    backbone.save(root / "backbone.keras")
+    spec = {"arch": "minivggnet", "weights": "none", "image_size": list(IMAGE_SIZE)}
+    write_metadata(root / "backbone.keras", {"kind": "backbone", **spec})
+    labels = np.arange(30) % len(CLASSES)
+    images = np.stack(
+        [
+            cv2.resize(photo(30, 30, (label * 90, 200 - label * 60, 40), i), IMAGE_SIZE[::-1])
+            for i, label in enumerate(labels)
+        ]
+    ).astype(np.float32)
+    features = feature_extractor(backbone, "max").predict(images, verbose=0)
+    model = build_logreg(max_iter=500, seed=0).fit(features, labels)
+    metadata = {"kind": "logreg", "label_names": list(CLASSES), "pooling": "max", **spec}
+    save_logreg(
+        model, root / "models" / "logreg.skops", {**metadata, "backbone": "../backbone.keras"}
+    )
+    return root / "models" / "logreg.skops"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes × 4 JPEGs of varied sizes, several large enough for JPEG reduced decoding."""
+    return write_image_folder(tmp_path_factory.mktemp("images"), per_class=4)
+
+
+def classify_all(model: Path, paths: list[str], batch_size: int = 4) -> dict[str, np.ndarray]:
+    """Class probabilities of every path through `imgclf.classifier`; every one must load."""
+    from imgclf.classifier import classify_paths, load_classifier
+
+    results = dict(classify_paths(load_classifier(model), paths, batch_size))
+    assert all(isinstance(result, np.ndarray) for result in results.values()), results
+    return results

@@ -1,5 +1,4 @@
-"""imgclf.classify: the pipeline's preprocessing from metadata, every packable format, output
-formats, folder walking, and one-line errors."""
+"""imgclf.classify, the command line: output formats, folder walking, one-line errors."""
 
 import os
 import re
@@ -8,101 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import keras
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from conftest import CLASSES, make_params, photo, write_image_folder
-from imgclf.backbones import build_backbone
-from imgclf.classify import classify_paths, iter_inputs, load_classifier, main, top_k
-from imgclf.features import extract_features, feature_extractor
-from imgclf.hdf5io import load_features
-from imgclf.imaging import jpeg_reduction, read_image
-from imgclf.indexing import build_index
-from imgclf.logistic import build_logreg, load_logreg, save_logreg
-from imgclf.modelmeta import write_metadata
-from imgclf.packing import pack_split
-from imgclf.predicting import load_keras_model, predict_pack
+from conftest import CLASSES, REPO, classify_all, tiny_classifier
+from imgclf.classify import iter_inputs, main, top_k
 
-REPO = Path(__file__).resolve().parents[1]
-IMAGE_SIZE = (20, 24)  # packed (h, w); sides differ so a swap shows
-INPUT_SIZE = (14, 18)  # the Keras model's centre crop
 LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<ranked>\w+ \(\d\.\d{3}\)(, \w+ \(\d\.\d{3}\))*)$")
-
-
-def tiny_classifier() -> keras.Model:
-    """Position-sensitive (conv, flatten, dense), with large weights so outputs differ."""
-    inputs = keras.Input((*INPUT_SIZE, 3))
-    scaled = keras.layers.Rescaling(1 / 255)(inputs)
-    maps = keras.layers.Conv2D(2, 3, strides=2, activation="relu")(scaled)
-    logits = keras.layers.Dense(
-        len(CLASSES), kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0)
-    )(keras.layers.Flatten()(maps))
-    return keras.Model(inputs, keras.layers.Softmax(name="predictions")(logits))
-
-
-@pytest.fixture(scope="module")
-def keras_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keras") / "cnn.keras"
-    keras.utils.set_random_seed(0)
-    tiny_classifier().save(path)
-    metadata = {"kind": "keras", "model": "cnn/seed0", "label_names": list(CLASSES)}
-    write_metadata(
-        path, {**metadata, "image_size": list(IMAGE_SIZE), "input_size": list(INPUT_SIZE)}
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
-def logreg_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """models/logreg.skops on features of a random minivggnet backbone.keras beside models/."""
-    root = tmp_path_factory.mktemp("logreg")
-    keras.utils.set_random_seed(0)
-    backbone = build_backbone("minivggnet", (*IMAGE_SIZE, 3), "none")
-    backbone.save(root / "backbone.keras")
-    spec = {"arch": "minivggnet", "weights": "none", "image_size": list(IMAGE_SIZE)}
-    write_metadata(root / "backbone.keras", {"kind": "backbone", **spec})
-    labels = np.arange(30) % len(CLASSES)
-    images = np.stack(
-        [
-            cv2.resize(photo(30, 30, (label * 90, 200 - label * 60, 40), i), IMAGE_SIZE[::-1])
-            for i, label in enumerate(labels)
-        ]
-    ).astype(np.float32)
-    features = feature_extractor(backbone, "max").predict(images, verbose=0)
-    model = build_logreg(max_iter=500, seed=0).fit(features, labels)
-    metadata = {"kind": "logreg", "label_names": list(CLASSES), "pooling": "max", **spec}
-    save_logreg(
-        model, root / "models" / "logreg.skops", {**metadata, "backbone": "../backbone.keras"}
-    )
-    return root / "models" / "logreg.skops"
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 classes × 4 JPEGs of varied sizes, several large enough for JPEG reduced decoding."""
-    return write_image_folder(tmp_path_factory.mktemp("images"), per_class=4)
-
-
-@pytest.fixture(scope="module")
-def pack(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """All of `folder` packed by the pack stage's own code."""
-    params = make_params(data={"source": str(folder)}, pack={"batch_size": 5})
-    splits = build_index(params.data).manifest.assign(split="train")
-    out = tmp_path_factory.mktemp("pack") / "train.h5"
-    pack_split(splits, "train", folder, out, IMAGE_SIZE, params.pack, seed=0, workers=1)
-    reductions = [jpeg_reduction(w, h, IMAGE_SIZE) for w, h in splits[["width", "height"]].values]
-    assert max(reductions) > 1 and min(reductions) == 1  # both decoding paths are covered
-    return out
-
-
-def classify_all(model: Path, paths: list[str], batch_size: int = 4) -> dict[str, np.ndarray]:
-    results = dict(classify_paths(load_classifier(model), paths, batch_size))
-    assert all(isinstance(result, np.ndarray) for result in results.values()), results
-    return results
 
 
 def run_main(args: list[str]) -> int:
@@ -112,78 +24,6 @@ def run_main(args: list[str]) -> int:
     except SystemExit as exit_:
         return exit_.code
     return 0
-
-
-# --------------------------------------------------------------------------------------------
-# Same numbers as the pipeline
-# --------------------------------------------------------------------------------------------
-
-
-def test_keras_probabilities_equal_predict_on_the_pack(
-    keras_model: Path, folder: Path, pack: Path
-) -> None:
-    expected = predict_pack(load_keras_model(keras_model), pack, batch_size=5)
-    got = classify_all(keras_model, [str(folder / path) for path in expected.paths])
-    for path, probabilities in zip(expected.paths, expected.probabilities, strict=True):
-        np.testing.assert_allclose(got[str(folder / path)], probabilities, rtol=1e-5, atol=1e-7)
-    assert len({tuple(p.round(3)) for p in expected.probabilities}) > 1  # not all the same
-
-
-def test_logreg_probabilities_equal_features_then_logreg(
-    logreg_model: Path, folder: Path, pack: Path, tmp_path: Path
-) -> None:
-    backbone = load_keras_model(logreg_model.parent.parent / "backbone.keras")
-    extract_features(feature_extractor(backbone, "max"), pack, tmp_path / "f.h5", batch_size=5)
-    features = load_features(tmp_path / "f.h5")
-    expected = load_logreg(logreg_model).predict_proba(features.features)
-    got = classify_all(logreg_model, [str(folder / path) for path in features.paths])
-    for path, probabilities in zip(features.paths, expected, strict=True):
-        np.testing.assert_allclose(got[str(folder / path)], probabilities, rtol=1e-5, atol=1e-7)
-
-
-def test_batch_size_does_not_change_results(keras_model: Path, folder: Path) -> None:
-    paths = list(iter_inputs([str(folder)]))
-    one, many = classify_all(keras_model, paths, 1), classify_all(keras_model, paths, 5)
-    for path in paths:
-        np.testing.assert_allclose(one[path], many[path], rtol=1e-5, atol=1e-7)
-
-
-# --------------------------------------------------------------------------------------------
-# Every format the pack stage accepts
-# --------------------------------------------------------------------------------------------
-
-
-def _rgb(height: int = 30, width: int = 40) -> np.ndarray:
-    return photo(width, height, (200, 60, 20), seed=1)[:, :, ::-1]  # photo() is BGR
-
-
-FORMATS = {
-    "jpeg": lambda p: cv2.imwrite(str(p.with_suffix(".jpg")), _rgb()[:, :, ::-1]),
-    "gray_png": lambda p: Image.fromarray(_rgb()[:, :, 0], "L").save(p.with_suffix(".png")),
-    "rgba_png": lambda p: Image.fromarray(np.dstack([_rgb(), _rgb()[:, :, 1]]), "RGBA").save(
-        p.with_suffix(".png")
-    ),
-    "png_16bit": lambda p: cv2.imwrite(str(p.with_suffix(".png")), _rgb().astype(np.uint16) * 257),
-    "palette_png": lambda p: (
-        Image.fromarray(_rgb(), "RGB").convert("P").save(p.with_suffix(".png"))
-    ),
-    "bmp": lambda p: cv2.imwrite(str(p.with_suffix(".bmp")), _rgb()),
-    "tiff": lambda p: Image.fromarray(_rgb(), "RGB").save(p.with_suffix(".tif")),
-    "webp": lambda p: Image.fromarray(_rgb(), "RGB").save(p.with_suffix(".webp"), quality=90),
-    "cmyk_jpeg": lambda p: (
-        Image.fromarray(_rgb(), "RGB").convert("CMYK").save(p.with_suffix(".jpg"), quality=95)
-    ),
-}
-
-
-@pytest.mark.parametrize("name", FORMATS)
-def test_every_packable_format_is_classified(name: str, keras_model: Path, tmp_path: Path) -> None:
-    FORMATS[name](tmp_path / name)
-    [path] = [str(path) for path in tmp_path.iterdir()]
-    read_image(path)  # the fixture really is a decodable file
-    probabilities = classify_all(keras_model, [path])[path]
-    assert probabilities.shape == (len(CLASSES),)
-    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,20 +98,6 @@ def test_folders_are_walked_sorted_skipping_hidden_files(tmp_path: Path) -> None
     relative = [os.path.relpath(path, tmp_path) for path in found]
     assert relative == ["a/.named_explicitly.jpg", "a/b/y.png", "a/z.jpg", "b.jpg", "c.bmp"]
     assert found[1] == str(tmp_path / "a" / "b" / "y.png")  # folder argument + relative path
-
-
-def test_results_stream_batch_by_batch(keras_model: Path, folder: Path) -> None:
-    """Nothing past the first batch is read before the first result comes out."""
-    seen: list[str] = []
-
-    def paths():
-        for path in iter_inputs([str(folder)]):
-            seen.append(path)
-            yield path
-
-    results = classify_paths(load_classifier(keras_model), paths(), batch_size=3)
-    next(results)
-    assert len(seen) == 3
 
 
 # --------------------------------------------------------------------------------------------
