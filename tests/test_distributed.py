@@ -34,7 +34,7 @@ WORKER = f"""
 import hashlib, json, math, sys
 from pathlib import Path
 
-from imgclf import distributed
+from imgclf import distributed, multiworker
 
 name, pack, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 if name == "mirrored":
@@ -61,7 +61,7 @@ epochs = distributed.fit_with_strategy(
 )
 weights = hashlib.sha256(b"".join(array.tobytes() for array in model.get_weights()))
 summary = {{"replicas": distributed.replicas(strategy), "batch": batch, "epochs": epochs,
-           "chief": distributed.is_chief(), "weights": weights.hexdigest()}}
+           "chief": multiworker.is_chief(), "weights": weights.hexdigest()}}
 print("SUMMARY " + json.dumps(summary))
 """
 
@@ -199,54 +199,6 @@ def test_multi_worker_trains_on_two_processes_and_only_the_chief_writes(
     for name in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
         assert len(curve(out / "live", name)) == EPOCHS
     assert_best_model_was_saved(out, pack)
-
-
-def set_tf_config(monkeypatch: pytest.MonkeyPatch, cluster: dict, task: dict) -> None:
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
-
-
-WORKERS = ["127.0.0.1:2000", "127.0.0.1:2001"]
-
-
-@pytest.mark.parametrize(
-    ("cluster", "task", "chief"),
-    [
-        ({"worker": WORKERS}, {"type": "worker", "index": 0}, True),
-        ({"worker": WORKERS}, {"type": "worker", "index": 1}, False),
-        ({"chief": ["127.0.0.1:1999"], "worker": WORKERS}, {"type": "chief", "index": 0}, True),
-        ({"chief": ["127.0.0.1:1999"], "worker": WORKERS}, {"type": "worker", "index": 0}, False),
-    ],
-)
-def test_is_chief_follows_tf_config(
-    monkeypatch: pytest.MonkeyPatch, cluster: dict, task: dict, chief: bool
-) -> None:
-    set_tf_config(monkeypatch, cluster, task)
-    assert distributed.is_chief() is chief
-
-
-def test_a_single_process_is_the_chief(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert distributed.is_chief()
-    assert distributed.read_tf_config() is None
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("{not json", "TF_CONFIG is not valid"),
-        ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG is not valid"),
-        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "needs .worker."),
-        ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "lists of"),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "not in"),
-        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not in"),
-    ],
-)
-def test_bad_tf_config_is_one_clear_error(
-    monkeypatch: pytest.MonkeyPatch, text: str, message: str
-) -> None:
-    monkeypatch.setenv("TF_CONFIG", text)
-    with pytest.raises(UserError, match=message):
-        distributed.is_chief()
 
 
 def test_multi_worker_needs_tf_config(monkeypatch: pytest.MonkeyPatch) -> None:
