@@ -16,17 +16,11 @@ import pytest
 
 from imgclf.backbones import build_backbone
 from sshd import Sshd, sshd_fixture  # noqa: F401  (the sshd fixture)
-from test_pipeline import DATA_OUTPUTS, SPLITS, Project
+from test_pipeline import OUTPUTS, SPLITS, Project
 
 pytestmark = pytest.mark.slow
 
-MODELS = [
-    "models/backbone.keras",
-    "models/cnn/seed0.keras",
-    "models/finetune.keras",
-    "models/logreg.skops",
-]
-CACHED = [name for name in DATA_OUTPUTS if not name.startswith("metrics/")] + MODELS
+CACHED = [name for name in OUTPUTS if not name.startswith("metrics/")]  # models included
 # Predictions are `push: false` (cheap, and rerunning gives the same bytes): a clone makes them.
 NOT_PUSHED = ["data/predictions/cnn/seed0.h5", "data/predictions/ensemble.h5"] + [
     f"data/predictions/{model}.h5" for model in ("finetune", "logreg")
@@ -112,7 +106,7 @@ def test_local_remote_round_trip(built: Project, tmp_path: Path) -> None:
     started = time.monotonic()
     assert sorted(teammate.repro("--pull")) == REMADE_BY_CLONE
     print(f"repro --pull: {time.monotonic() - started:.1f} s")
-    assert_same_files(built.root, teammate.root, DATA_OUTPUTS + MODELS)
+    assert_same_files(built.root, teammate.root, OUTPUTS)
     assert "up to date" in teammate.dvc("status").stdout
     assert teammate.repro() == []
 
@@ -137,7 +131,7 @@ def test_ssh_remote_round_trip(built: Project, tmp_path: Path, sshd: Sshd) -> No
     print(f"ssh remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB")
     assert_same_files(built.root, teammate.root, PUSHED)
     assert sorted(teammate.repro()) == REMADE_BY_CLONE
-    assert_same_files(built.root, teammate.root, DATA_OUTPUTS + MODELS)
+    assert_same_files(built.root, teammate.root, OUTPUTS)
     assert "up to date" in teammate.dvc("status").stdout
 
 
