@@ -3,7 +3,7 @@
 Threads, not processes: what is mapped here is OpenCV decoding and resizing, which release
 the GIL, so threads keep every core busy without starting interpreters (about 0.5 s a run
 with `spawn`) or pickling every decoded image back to the caller. bench/pack.py measured the
-switch: 1.9x the throughput of the process pool on 1,000 photos.
+switch on 1,000 photos: 1,273-1,314 images/s against 975 for the process pool.
 """
 
 import os
