@@ -1,7 +1,8 @@
-"""Distributed training: strategies by name, the chief, global batches, and real training runs
-under `mirrored` (the CPU split into 2 logical devices) and `multi_worker` (2 worker processes
-on 127.0.0.1). Devices and collective ops can only be set up before TensorFlow initialises,
-so each run happens in fresh Python processes running `WORKER` below."""
+"""Distributed training: strategies by name, global batches, and real training runs under
+`mirrored` (the CPU split into 2 logical devices) and `multi_worker` (2 worker processes on
+127.0.0.1, where only the chief writes; TF_CONFIG itself is tested in test_multiworker.py).
+Devices and collective ops can only be set up before TensorFlow initialises, so each run
+happens in fresh Python processes running `WORKER` below."""
 
 import json
 import os

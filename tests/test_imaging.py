@@ -7,11 +7,10 @@ Notes on OpenCV 5 behaviour that these tests pin down:
   returns None, so `read_image` raises ImageError rather than returning a partly grey image.
 - Pillow's CMYK JPEGs (Adobe, inverted) decode to RGB = (255 - C)(255 - K) / 255 within 1 level.
 - OpenCV reads 8-bit TIFFs through libtiff's RGBA interface, which premultiplies alpha;
-  `decode_image` undoes that so an RGBA TIFF composites like an RGBA PNG.
+  `read_image` undoes that so an RGBA TIFF composites like an RGBA PNG.
 - IMREAD_REDUCED_COLOR_N yields ceil(side / N) and applies EXIF orientation after reducing.
 """
 
-import io
 import math
 import zlib
 from pathlib import Path
@@ -25,7 +24,6 @@ from imgclf.imaging import (
     INTERPOLATIONS,
     ImageError,
     centre_crop_box,
-    decode_image,
     jpeg_reduction,
     load_resized,
     read_image,
@@ -46,13 +44,6 @@ def save_pil(image: Image.Image, path: Path, **params: object) -> Path:
     """Save a Pillow image (format from the suffix) and return the path."""
     image.save(path, **params)
     return path
-
-
-def encode_pil(image: Image.Image, fmt: str, **params: object) -> np.ndarray:
-    """Encode a Pillow image in memory, as the uint8 buffer `decode_image` takes."""
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
-    return np.frombuffer(buffer.getvalue(), dtype=np.uint8).copy()
 
 
 def write_cv2(array: np.ndarray, path: Path) -> Path:
@@ -434,11 +425,6 @@ def test_empty_file_is_rejected(tmp_path: Path) -> None:
         read_image(path)
 
 
-def test_decode_image_rejects_empty_buffer() -> None:
-    with pytest.raises(ImageError, match="empty file"):
-        decode_image(np.zeros(0, dtype=np.uint8))
-
-
 @pytest.mark.parametrize(
     "content",
     [b"hello, this is not an image\n" * 20, b"\xff", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"],
@@ -474,7 +460,7 @@ def test_trailing_bytes_after_the_image_are_ignored(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_image(path), array)
 
 
-def test_header_larger_than_opencv_limit_is_an_image_error() -> None:
+def test_header_larger_than_opencv_limit_is_an_image_error(tmp_path: Path) -> None:
     # A valid PNG header claiming 100000 x 100000 pixels: OpenCV raises cv2.error, not None.
     def chunk(tag: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(tag + body).to_bytes(4, "big")
@@ -483,8 +469,10 @@ def test_header_larger_than_opencv_limit_is_an_image_error() -> None:
     ihdr = (100_000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
     idat = chunk(b"IDAT", zlib.compress(bytes(10)))  # without image data OpenCV returns None
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+    path = tmp_path / "huge.png"
+    path.write_bytes(data)
     with pytest.raises(ImageError, match="not a decodable image"):
-        decode_image(np.frombuffer(data, dtype=np.uint8))
+        read_image(path)
 
 
 def test_missing_file_says_it_cannot_be_read(tmp_path: Path) -> None:

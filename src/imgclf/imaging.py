@@ -36,11 +36,6 @@ def read_image(path: Path | str, reduce: int = 1) -> np.ndarray:
     return to_rgb(_read_native(path, reduce))
 
 
-def decode_image(data: np.ndarray, reduce: int = 1) -> np.ndarray:
-    """Decode encoded image bytes; see `read_image`."""
-    return to_rgb(_decode_native(data, reduce))
-
-
 def to_rgb(image: np.ndarray) -> np.ndarray:
     """RGB from OpenCV's native 8-bit order: one grey channel or BGR."""
     code = cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB
