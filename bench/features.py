@@ -5,7 +5,7 @@ in class subfolders and a 224x224 pack of them made with the library (`build_ind
 `pack_split`), then, for each backbone arch (random weights: speed does not depend on them),
 measures images/s of:
 
-- (a) ours: `imgclf.features.extract_features` from the pack to an HDF5 file, with
+- (a) ours: `imgclf.models.features.extract_features` from the pack to an HDF5 file, with
   `jit_compile` False and True (the stage's `features.jit_compile` chooses). A stage run
   traces (and with XLA compiles) its function once: that first call is reported on its own,
   and the timed calls reuse the traced function (the library's code is otherwise unchanged);
@@ -44,15 +44,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import imgclf.features
-from imgclf.backbones import build_backbone
+import imgclf.models.features
 from imgclf.config import DataParams, PackParams
-from imgclf.features import extract_features, feature_extractor
-from imgclf.hdf5io import PackReader
-from imgclf.indexing import build_index
-from imgclf.inputs import PackInfo, evaluation_dataset
-from imgclf.packing import pack_split
-from imgclf.parallel import available_cores
+from imgclf.data.hdf5io import PackReader
+from imgclf.data.indexing import build_index
+from imgclf.data.inputs import PackInfo, evaluation_dataset
+from imgclf.data.packing import pack_split
+from imgclf.data.parallel import available_cores
+from imgclf.models.backbones import build_backbone
+from imgclf.models.features import extract_features, feature_extractor
 from photos import ensure_photos
 
 SIZE = (224, 224)
@@ -133,7 +133,7 @@ def ensure_pack(source: Path, pack: Path) -> None:
 
 
 class ReusedFunctions:
-    """Stands in for `tf` inside imgclf.features: `function` hands back the function made by
+    """Stands in for `tf` inside imgclf.models.features: `function` hands back the function made by
     an earlier call with the same model and options, already traced (and compiled), so a warm
     `extract_features` call times what a stage pays per batch; everything else is `tf`."""
 
@@ -157,7 +157,7 @@ def stage_call(
     """One `extract_features` call, with `tf_` standing in for the features module's `tf`."""
 
     def call() -> None:
-        with mock.patch.object(imgclf.features, "tf", tf_):
+        with mock.patch.object(imgclf.models.features, "tf", tf_):
             extract_features(extractor, pack, out, batch_size=batch, jit_compile=jit_compile)
 
     return call

@@ -4,7 +4,7 @@ One run generates (or reuses) a seeded folder of synthetic photo-like JPEGs in c
 subfolders, reads every file once so both methods decode from the page cache, then packs the
 folder two ways, each in its own child process so that peak memory is measured per method:
 
-- ours: `imgclf.packing.pack_split` (decoding on a thread per core, one resample, uint8 RGB,
+- ours: `imgclf.data.packing.pack_split` (decoding on a thread per core, one resample, uint8 RGB,
   chunked HDF5);
 - book: Rosebrock's Practitioner Bundle recipe (ch. 3 and 9): `cv2.imread`, the
   AspectAwarePreprocessor and the buffered float64 HDF5DatasetWriter, in one process.
@@ -231,8 +231,8 @@ def prepare_ours(
     import pandas as pd
 
     from imgclf.config import PackParams
-    from imgclf.packing import pack_split
-    from imgclf.parallel import available_cores
+    from imgclf.data.packing import pack_split
+    from imgclf.data.parallel import available_cores
 
     splits = pd.DataFrame(rows).astype({"width": int, "height": int}).assign(split="train")
     params = PackParams(batch_size=OURS_BATCH, interpolation="area")
@@ -281,8 +281,8 @@ def warm_page_cache(folder: Path) -> int:
 def index_folder(source: Path, out_dir: Path) -> tuple[list[str], float]:
     """Index with the library (timed), save the manifest for the children; return paths."""
     from imgclf.config import DataParams
-    from imgclf.indexing import build_index
-    from imgclf.parallel import available_cores
+    from imgclf.data.indexing import build_index
+    from imgclf.data.parallel import available_cores
 
     params = DataParams(
         source=str(source),
@@ -332,7 +332,7 @@ def main() -> None:
     if args.only:
         print(json.dumps(asdict(run_method(args))))
         return
-    from imgclf.parallel import available_cores
+    from imgclf.data.parallel import available_cores
 
     source = ensure_photos(photo_folder(args), args.n, args.photo_size, args.seed, CLASSES)
     total = warm_page_cache(source)

@@ -1,11 +1,12 @@
 """Benchmark: training steps/s fed from a streamed HDF5 pack versus in-memory NumPy arrays.
 
-One run generates (or reuses) a seeded synthetic pack with `imgclf.hdf5io.PackWriter`, then
+One run generates (or reuses) a seeded synthetic pack with `imgclf.data.hdf5io.PackWriter`, then
 trains the same MiniVGGNet (SGD, fresh weights from the same seed every time) from three
 sources with the same per-image random crop + flip, the same Keras augmentation layers
 (rotation 10°, shift 0.1), the same batch size and prefetch:
 
-- stream: `imgclf.inputs.training_dataset(..., cache=False)`, chunks read from HDF5 every epoch;
+- stream: `imgclf.data.inputs.training_dataset(..., cache=False)`, chunks read from HDF5 every
+  epoch;
 - cache:  the same with `cache=True` (decoded uint8 pack kept in memory after the first pass);
 - numpy:  the baseline, the same images as NumPy arrays through `from_tensor_slices` ->
   shuffle -> crop + flip -> batch -> augmentation -> prefetch, so only the bytes' origin differs.
@@ -45,9 +46,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.architectures import build_architecture
-from imgclf.hdf5io import PackReader, PackWriter
-from imgclf.inputs import (
+from imgclf.data.hdf5io import PackReader, PackWriter
+from imgclf.data.inputs import (
     AUTOTUNE,
     PackInfo,
     _random_patch,  # the library's own crop + flip, so the baseline does exactly the same
@@ -55,8 +55,9 @@ from imgclf.inputs import (
     shuffle_rows,
     training_dataset,
 )
-from imgclf.parallel import available_cores
-from imgclf.training import compile_classifier
+from imgclf.data.parallel import available_cores
+from imgclf.models.architectures import build_architecture
+from imgclf.models.training import compile_classifier
 
 SOURCES = ("stream", "cache", "numpy")
 ARCH = "minivggnet"

@@ -6,13 +6,13 @@ import logging
 import shutil
 from pathlib import Path
 
-from imgclf.backbones import build_backbone
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.fileio import atomic_output
-from imgclf.modelmeta import write_metadata
-from imgclf.pretraining import pretrain_backbone
-from imgclf.training import set_seed
+from imgclf.models.backbones import build_backbone
+from imgclf.models.modelmeta import write_metadata
+from imgclf.models.pretraining import pretrain_backbone
+from imgclf.models.training import set_seed
 
 log = logging.getLogger("imgclf.backbone")
 

@@ -6,13 +6,13 @@ import logging
 import math
 from pathlib import Path
 
-from imgclf.architectures import build_architecture
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.distributed import fit_with_strategy, global_batch_size, make_strategy
-from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
-from imgclf.means import load_means
-from imgclf.training import (
+from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
+from imgclf.data.means import load_means
+from imgclf.models.architectures import build_architecture
+from imgclf.models.distributed import fit_with_strategy, global_batch_size, make_strategy
+from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     compile_classifier,

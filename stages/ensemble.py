@@ -6,8 +6,8 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.ensembling import average_predictions
-from imgclf.hdf5io import load_predictions, save_predictions
+from imgclf.data.hdf5io import load_predictions, save_predictions
+from imgclf.evaluation.ensembling import average_predictions
 
 log = logging.getLogger("imgclf.ensemble")
 

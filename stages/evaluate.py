@@ -6,9 +6,9 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.evaluation import confusion_rows, model_metrics, per_class_metrics, ranking
+from imgclf.data.hdf5io import load_predictions
+from imgclf.evaluation.metrics import confusion_rows, model_metrics, per_class_metrics, ranking
 from imgclf.fileio import write_csv, write_json
-from imgclf.hdf5io import load_predictions
 
 log = logging.getLogger("imgclf.evaluate")
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.features import extract_features, feature_extractor
-from imgclf.inputs import PackInfo
-from imgclf.predicting import load_keras_model
-from imgclf.training import set_seed
+from imgclf.data.inputs import PackInfo
+from imgclf.models.features import extract_features, feature_extractor
+from imgclf.models.predicting import load_keras_model
+from imgclf.models.training import set_seed
 
-log = logging.getLogger("imgclf.features")
+log = logging.getLogger("imgclf.models.features")
 
 
 def main() -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.distributed import global_batch_size, make_strategy
-from imgclf.finetuning import finetune_two_phases
-from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
-from imgclf.modelmeta import read_metadata
-from imgclf.training import fingerprint, set_seed
+from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
+from imgclf.models.distributed import global_batch_size, make_strategy
+from imgclf.models.finetuning import finetune_two_phases
+from imgclf.models.modelmeta import read_metadata
+from imgclf.models.training import fingerprint, set_seed
 
 log = logging.getLogger("imgclf.finetune")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
+from imgclf.data.indexing import build_index
+from imgclf.data.parallel import available_cores
 from imgclf.errors import UserError
 from imgclf.fileio import write_csv, write_json
-from imgclf.indexing import build_index
-from imgclf.parallel import available_cores
 
 log = logging.getLogger("imgclf.index")
 

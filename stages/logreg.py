@@ -7,10 +7,10 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
+from imgclf.data.hdf5io import load_features
 from imgclf.fileio import write_json
-from imgclf.hdf5io import load_features
-from imgclf.logistic import save_logreg, search_logreg
-from imgclf.modelmeta import read_metadata
+from imgclf.models.logistic import save_logreg, search_logreg
+from imgclf.models.modelmeta import read_metadata
 
 log = logging.getLogger("imgclf.logreg")
 

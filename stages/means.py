@@ -5,9 +5,9 @@ import logging
 from pathlib import Path
 
 from imgclf.cli import run_stage
-from imgclf.means import channel_means, save_means
+from imgclf.data.means import channel_means, save_means
 
-log = logging.getLogger("imgclf.means")
+log = logging.getLogger("imgclf.data.means")
 
 
 def main() -> None:

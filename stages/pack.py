@@ -6,10 +6,10 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
+from imgclf.data.packing import pack_split
+from imgclf.data.parallel import available_cores
+from imgclf.data.splitting import SPLITS
 from imgclf.fileio import read_csv
-from imgclf.packing import pack_split
-from imgclf.parallel import available_cores
-from imgclf.splitting import SPLITS
 
 log = logging.getLogger("imgclf.pack")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.hdf5io import save_predictions
-from imgclf.inputs import PackInfo
-from imgclf.predicting import load_keras_model, predict_pack
-from imgclf.training import set_seed
+from imgclf.data.hdf5io import save_predictions
+from imgclf.data.inputs import PackInfo
+from imgclf.models.predicting import load_keras_model, predict_pack
+from imgclf.models.training import set_seed
 
 log = logging.getLogger("imgclf.predict")
 

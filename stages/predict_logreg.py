@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 
 from imgclf.cli import run_stage
+from imgclf.data.hdf5io import SplitPredictions, load_features, save_predictions
 from imgclf.errors import UserError
-from imgclf.hdf5io import SplitPredictions, load_features, save_predictions
-from imgclf.logistic import load_logreg
+from imgclf.models.logistic import load_logreg
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.reportdata import ReportInputs
-from imgclf.reporting import build_report
+from imgclf.report.reportdata import ReportInputs
+from imgclf.report.reporting import build_report
 
 log = logging.getLogger("imgclf.report")
 

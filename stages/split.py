@@ -6,8 +6,8 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
+from imgclf.data.splitting import SPLITS, split_manifest
 from imgclf.fileio import read_csv, write_csv, write_json
-from imgclf.splitting import SPLITS, split_manifest
 
 log = logging.getLogger("imgclf.split")
 

@@ -78,7 +78,7 @@ def built_project(tmp_path_factory: pytest.TempPathFactory):
     return project
 
 
-# --- trained-model files for imgclf.classifier and imgclf.classify (TensorFlow imported lazily)
+# --- trained-model files for imgclf.serving (TensorFlow imported lazily)
 
 
 def tiny_classifier() -> "keras.Model":
@@ -99,7 +99,7 @@ def keras_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Keras classifier file as the cnn stage writes it, metadata included."""
     import keras
 
-    from imgclf.modelmeta import write_metadata
+    from imgclf.models.modelmeta import write_metadata
 
     path = tmp_path_factory.mktemp("keras") / "cnn.keras"
     keras.utils.set_random_seed(0)
@@ -116,10 +116,10 @@ def logreg_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """models/logreg.skops on features of a random minivggnet backbone.keras beside models/."""
     import keras
 
-    from imgclf.backbones import build_backbone
-    from imgclf.features import feature_extractor
-    from imgclf.logistic import build_logreg, save_logreg
-    from imgclf.modelmeta import write_metadata
+    from imgclf.models.backbones import build_backbone
+    from imgclf.models.features import feature_extractor
+    from imgclf.models.logistic import build_logreg, save_logreg
+    from imgclf.models.modelmeta import write_metadata
 
     root = tmp_path_factory.mktemp("logreg")
     keras.utils.set_random_seed(0)
@@ -150,8 +150,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def classify_all(model: Path, paths: list[str], batch_size: int = 4) -> dict[str, np.ndarray]:
-    """Class probabilities of every path through `imgclf.classifier`; every one must load."""
-    from imgclf.classifier import classify_paths, load_classifier
+    """Class probabilities of every path through `imgclf.serving.classifier`; all must load."""
+    from imgclf.serving.classifier import classify_paths, load_classifier
 
     results = dict(classify_paths(load_classifier(model), paths, batch_size))
     assert all(isinstance(result, np.ndarray) for result in results.values()), results

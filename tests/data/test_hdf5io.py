@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
+from imgclf.data.hdf5io import IMAGES, PackReader, PackWriter
 from imgclf.errors import UserError
-from imgclf.hdf5io import IMAGES, PackReader, PackWriter
 
 NAMES = ["cat", "dög", "狐"]
 

@@ -1,4 +1,5 @@
-"""Tests for `imgclf.imaging`: decoding every common format to (H, W, 3) RGB uint8, and resizing.
+"""Tests for `imgclf.data.imaging`: decoding every common format to (H, W, 3) RGB uint8, and
+resizing.
 
 Fixtures are tiny images written in each test with Pillow (a test-only dependency) or OpenCV.
 Notes on OpenCV 5 behaviour that these tests pin down:
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from imgclf.imaging import (
+from imgclf.data.imaging import (
     INTERPOLATIONS,
     ImageError,
     centre_crop_box,

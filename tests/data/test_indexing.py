@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import CLASSES, make_params, photo, write_image_folder
+from imgclf.data.indexing import build_index
 from imgclf.errors import UserError
-from imgclf.indexing import build_index
 
 
 def data_params(source: Path, **values: object):

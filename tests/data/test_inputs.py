@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.hdf5io import PackWriter
-from imgclf.inputs import (
+from imgclf.data.hdf5io import PackWriter
+from imgclf.data.inputs import (
     PackInfo,
     build_augmentation,
     centre_crop,

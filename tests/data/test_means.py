@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgclf.data.hdf5io import PackReader
+from imgclf.data.means import channel_means, load_means, save_means
 from imgclf.errors import UserError
-from imgclf.hdf5io import PackReader
-from imgclf.means import channel_means, load_means, save_means
 from test_packing import pack
 
 

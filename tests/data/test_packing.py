@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from conftest import make_params
+from imgclf.data.hdf5io import PackReader
+from imgclf.data.imaging import jpeg_reduction, load_resized
+from imgclf.data.indexing import build_index
+from imgclf.data.packing import _rebatch, pack_split
+from imgclf.data.splitting import split_manifest
 from imgclf.errors import UserError
-from imgclf.hdf5io import PackReader
-from imgclf.imaging import jpeg_reduction, load_resized
-from imgclf.indexing import build_index
-from imgclf.packing import _rebatch, pack_split
-from imgclf.splitting import split_manifest
 
 SIZE = (20, 24)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from imgclf.parallel import available_cores, ordered_map
+from imgclf.data.parallel import available_cores, ordered_map
 
 
 def squares_with_thread(items: Sequence[int]) -> list[tuple[int, int]]:

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from imgclf.config import SplitParams
+from imgclf.data.splitting import split_counts, split_manifest
 from imgclf.errors import UserError
-from imgclf.splitting import split_counts, split_manifest
 
 
 def manifest(sizes: dict[str, int]) -> pd.DataFrame:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from imgclf.ensembling import average_predictions
+from imgclf.data.hdf5io import SplitPredictions
 from imgclf.errors import UserError
-from imgclf.hdf5io import SplitPredictions
+from imgclf.evaluation.ensembling import average_predictions
 
 
 def member(probabilities: list[list[float]], paths: list[str] | None = None) -> dict:

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from imgclf.evaluation import (
+from imgclf.data.hdf5io import SplitPredictions
+from imgclf.evaluation.metrics import (
     confusion_rows,
     model_metrics,
     per_class_metrics,
     ranking,
     split_metrics,
 )
-from imgclf.hdf5io import SplitPredictions
 
 
 def predictions(rows: list[list[float]], labels: list[int]) -> SplitPredictions:

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.architectures import (
+from imgclf.errors import UserError
+from imgclf.models.architectures import (
     ARCHITECTURES,
     BODY_OUTPUT,
     MIN_INPUT_SIDES,
@@ -17,8 +18,7 @@ from imgclf.architectures import (
     minivggnet,
     resnet,
 )
-from imgclf.architectures._common import output_side
-from imgclf.errors import UserError
+from imgclf.models.architectures._common import output_side
 
 CLASSES = 3
 L2 = 5.0e-4

@@ -1,4 +1,4 @@
-"""Tests for imgclf.backbones: in-model preprocessing, weight sources and their errors."""
+"""Tests for imgclf.models.backbones: in-model preprocessing, weight sources and their errors."""
 
 import time
 from pathlib import Path
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from keras.src.applications import efficientnet as keras_efficientnet
 
-from imgclf import backbones
-from imgclf.architectures import BODY_OUTPUT
 from imgclf.errors import UserError
+from imgclf.models import backbones
+from imgclf.models.architectures import BODY_OUTPUT
 
 SHAPE = (32, 32, 3)
 KERAS_PREPROCESS = {

@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf import distributed
+from imgclf.data.hdf5io import PackWriter
+from imgclf.data.inputs import PackInfo, evaluation_dataset
 from imgclf.errors import ConfigError, UserError
-from imgclf.hdf5io import PackWriter
-from imgclf.inputs import PackInfo, evaluation_dataset
-from imgclf.modelmeta import read_metadata
+from imgclf.models import distributed
+from imgclf.models.modelmeta import read_metadata
 
 PER_REPLICA = 4
 EPOCHS = 2
@@ -35,7 +35,7 @@ WORKER = f"""
 import hashlib, json, math, sys
 from pathlib import Path
 
-from imgclf import distributed, multiworker
+from imgclf.models import distributed, multiworker
 
 name, pack, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 if name == "mirrored":
@@ -43,9 +43,9 @@ if name == "mirrored":
 strategy = distributed.make_strategy(name)  # before anything else runs in TensorFlow
 
 import keras
-from imgclf.architectures import build_architecture
-from imgclf.inputs import PackInfo, evaluation_dataset, training_dataset
-from imgclf.training import RunPaths, compile_classifier, set_seed
+from imgclf.models.architectures import build_architecture
+from imgclf.data.inputs import PackInfo, evaluation_dataset, training_dataset
+from imgclf.models.training import RunPaths, compile_classifier, set_seed
 
 set_seed(0, deterministic=True)
 info = PackInfo.read(pack)

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.backbones import build_backbone
+from imgclf.data.hdf5io import PackReader, PackWriter, load_features
 from imgclf.errors import UserError
-from imgclf.features import extract_features, feature_extractor
-from imgclf.hdf5io import PackReader, PackWriter, load_features
+from imgclf.models.backbones import build_backbone
+from imgclf.models.features import extract_features, feature_extractor
 
 
 @pytest.fixture

@@ -6,17 +6,17 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.backbones import build_backbone
 from imgclf.errors import UserError
-from imgclf.finetuning import (
+from imgclf.models.backbones import build_backbone
+from imgclf.models.finetuning import (
     backbone_of,
     build_finetune_model,
     freeze_backbone,
     leaf_layers,
     unfreeze_top,
 )
-from imgclf.predicting import load_keras_model
-from imgclf.training import compile_classifier
+from imgclf.models.predicting import load_keras_model
+from imgclf.models.training import compile_classifier
 
 
 def model_on(arch: str = "minivggnet", size: int = 16) -> keras.Model:

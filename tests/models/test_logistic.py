@@ -10,8 +10,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from imgclf.errors import UserError
-from imgclf.logistic import load_logreg, save_logreg, search_logreg
-from imgclf.modelmeta import read_metadata
+from imgclf.models.logistic import load_logreg, save_logreg, search_logreg
+from imgclf.models.modelmeta import read_metadata
 
 
 def blobs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

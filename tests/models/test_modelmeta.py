@@ -10,8 +10,8 @@ import pytest
 import skops.io as sio
 
 from imgclf.errors import UserError
-from imgclf.logistic import build_logreg, load_logreg, save_logreg
-from imgclf.modelmeta import read_metadata, write_metadata
+from imgclf.models.logistic import build_logreg, load_logreg, save_logreg
+from imgclf.models.modelmeta import read_metadata, write_metadata
 
 METADATA = {"classes": ["a", "b"], "image_size": [8, 8]}
 

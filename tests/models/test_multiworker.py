@@ -1,4 +1,4 @@
-"""imgclf.multiworker's cluster: TF_CONFIG checked with one clear error, and the chief.
+"""imgclf.models.multiworker's cluster: TF_CONFIG checked with one clear error, and the chief.
 
 Training under multi_worker itself runs in tests/test_distributed.py (2 worker processes)."""
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from imgclf import multiworker
 from imgclf.errors import UserError
+from imgclf.models import multiworker
 
 
 def set_tf_config(monkeypatch: pytest.MonkeyPatch, cluster: dict, task: dict) -> None:

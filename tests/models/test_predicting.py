@@ -7,15 +7,15 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.errors import UserError
-from imgclf.hdf5io import (
+from imgclf.data.hdf5io import (
     PackReader,
     PackWriter,
     SplitPredictions,
     load_predictions,
     save_predictions,
 )
-from imgclf.predicting import load_keras_model, predict_pack, ten_crops
+from imgclf.errors import UserError
+from imgclf.models.predicting import load_keras_model, predict_pack, ten_crops
 
 
 def test_ten_crops_are_corners_centre_and_mirrors() -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 import keras
 
 from conftest import make_params, write_image_folder
-from imgclf.architectures import BODY_OUTPUT
-from imgclf.pretraining import pretrain_backbone
+from imgclf.models.architectures import BODY_OUTPUT
+from imgclf.models.pretraining import pretrain_backbone
 
 
 def test_pretrain_returns_a_trained_body(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from imgclf.config import OptimizerParams, ScheduleParams
-from imgclf.training import (
+from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     build_schedule,

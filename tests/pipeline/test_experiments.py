@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from test_pipeline import Project
 
 pytestmark = pytest.mark.slow

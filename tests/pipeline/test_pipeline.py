@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from conftest import REPO, repo_params_dict, write_image_folder
-from imgclf.hdf5io import PackReader
-from imgclf.imaging import jpeg_reduction, load_resized
+from imgclf.data.hdf5io import PackReader
+from imgclf.data.imaging import jpeg_reduction, load_resized
 
 pytestmark = pytest.mark.slow
 

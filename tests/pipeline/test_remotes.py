@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from imgclf.backbones import build_backbone
 from sshd import Sshd, sshd_fixture  # noqa: F401  (the sshd fixture)
 from test_pipeline import OUTPUTS, SPLITS, Project
+
+from imgclf.models.backbones import build_backbone
 
 pytestmark = pytest.mark.slow
 

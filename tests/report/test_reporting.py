@@ -19,14 +19,14 @@ import yaml
 
 from conftest import REPO, make_params, repo_params_dict
 from imgclf.config import Params
+from imgclf.data.hdf5io import PackWriter, SplitPredictions, save_predictions
 from imgclf.errors import UserError
-from imgclf.figures import FigureFolder
 from imgclf.fileio import write_csv, write_json
-from imgclf.hdf5io import PackWriter, SplitPredictions, save_predictions
-from imgclf.leaderboard import models_section
-from imgclf.markdown import code, table
-from imgclf.modelmeta import write_metadata
-from imgclf.reportdata import (
+from imgclf.models.modelmeta import write_metadata
+from imgclf.report.figures import FigureFolder
+from imgclf.report.leaderboard import models_section
+from imgclf.report.markdown import code, table
+from imgclf.report.reportdata import (
     ModelResult,
     ReportInputs,
     confident_mistakes,
@@ -36,7 +36,7 @@ from imgclf.reportdata import (
     pack_images,
     read_backbone,
 )
-from imgclf.reporting import WARNING, backbone_section, best_model_section, build_report
+from imgclf.report.reporting import WARNING, backbone_section, best_model_section, build_report
 
 CLASSES = ["ant", "bee", "cat", "dog", "eel", "fox"]
 TEST_ROWS = 24

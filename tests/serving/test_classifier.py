@@ -1,4 +1,4 @@
-"""imgclf.classifier: a model file classifies images with the same numbers as the pipeline,
+"""imgclf.serving.classifier: a model file classifies images with the same numbers as the pipeline,
 for Keras and logistic-regression models and every format the pack stage accepts."""
 
 from pathlib import Path
@@ -9,15 +9,15 @@ import pytest
 from PIL import Image
 
 from conftest import CLASSES, IMAGE_SIZE, classify_all, make_params, photo
-from imgclf.classifier import classify_paths, load_classifier
-from imgclf.classify import iter_inputs
-from imgclf.features import extract_features, feature_extractor
-from imgclf.hdf5io import load_features
-from imgclf.imaging import jpeg_reduction, read_image
-from imgclf.indexing import build_index
-from imgclf.logistic import load_logreg
-from imgclf.packing import pack_split
-from imgclf.predicting import load_keras_model, predict_pack
+from imgclf.data.hdf5io import load_features
+from imgclf.data.imaging import jpeg_reduction, read_image
+from imgclf.data.indexing import build_index
+from imgclf.data.packing import pack_split
+from imgclf.models.features import extract_features, feature_extractor
+from imgclf.models.logistic import load_logreg
+from imgclf.models.predicting import load_keras_model, predict_pack
+from imgclf.serving.classifier import classify_paths, load_classifier
+from imgclf.serving.classify import iter_inputs
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""imgclf.classify, the command line: output formats, folder walking, one-line errors."""
+"""imgclf.serving.classify, the command line: output formats, folder walking, one-line errors."""
 
 import os
 import re
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import CLASSES, REPO, classify_all, tiny_classifier
-from imgclf.classify import iter_inputs, main, top_k
+from imgclf.serving.classify import iter_inputs, main, top_k
 
 LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<ranked>\w+ \(\d\.\d{3}\)(, \w+ \(\d\.\d{3}\))*)$")
 
@@ -174,7 +174,14 @@ def test_command_line_prints_results_and_one_error_line(
     shutil.copytree(folder / "cat", images)
     (images / "empty.jpg").write_bytes(b"")
     result = subprocess.run(
-        [sys.executable, "-m", "imgclf.classify", "--model", str(keras_model), str(images)],
+        [
+            sys.executable,
+            "-m",
+            "imgclf.classify",
+            "--model",
+            str(keras_model),
+            str(images),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,

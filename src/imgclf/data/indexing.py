@@ -15,10 +15,10 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from imgclf.config import DataParams
+from imgclf.data.imaging import image_sizes
+from imgclf.data.parallel import ordered_map
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv
-from imgclf.imaging import image_sizes
-from imgclf.parallel import ordered_map
 
 MANIFEST_COLUMNS = ["path", "label", "width", "height"]
 REJECTED_COLUMNS = ["path", "reason"]

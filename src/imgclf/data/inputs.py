@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgclf.hdf5io import IMAGES, LABELS, PackReader
+from imgclf.data.hdf5io import IMAGES, LABELS, PackReader
 
 AUTOTUNE = tf.data.AUTOTUNE
 

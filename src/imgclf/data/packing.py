@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from imgclf.config import PackParams
+from imgclf.data.hdf5io import PackWriter
+from imgclf.data.imaging import ImageError, jpeg_reduction, load_batch
+from imgclf.data.parallel import ordered_map
 from imgclf.errors import UserError
-from imgclf.hdf5io import PackWriter
-from imgclf.imaging import ImageError, jpeg_reduction, load_batch
-from imgclf.parallel import ordered_map
 
 # Images per task given to a worker thread: large enough to amortise the per-task overhead,
 # small enough to keep every core busy to the end of a split.

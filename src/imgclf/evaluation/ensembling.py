@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from imgclf.data.hdf5io import SplitPredictions
 from imgclf.errors import UserError
-from imgclf.hdf5io import SplitPredictions
 
 
 def average_predictions(

@@ -12,7 +12,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from imgclf.hdf5io import SplitPredictions
+from imgclf.data.hdf5io import SplitPredictions
 
 
 def split_metrics(predictions: SplitPredictions, classes: int) -> dict[str, float]:

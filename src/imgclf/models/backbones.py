@@ -2,7 +2,8 @@
 
 Every body takes raw RGB 0–255: the application's `preprocess_input` is rebuilt from Keras
 layers inside the model, so a saved body loads with `safe_mode=True` and needs no reminder
-downstream. It ends at the spatial feature map, named `BODY_OUTPUT` as in imgclf.architectures.
+downstream. It ends at the spatial feature map, named `BODY_OUTPUT` as in
+imgclf.models.architectures.
 """
 
 import contextlib
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import keras
 
-from imgclf.architectures import ARCHITECTURES, BODY_OUTPUT, body_of, build_architecture
 from imgclf.errors import UserError
-from imgclf.layers import ReverseChannels
+from imgclf.models.architectures import ARCHITECTURES, BODY_OUTPUT, body_of, build_architecture
+from imgclf.models.layers import ReverseChannels
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `default` is plain Keras; `mirrored` puts one replica on each GPU (or logical CPU device, see
 `split_cpu`) of one process and trains with Keras `fit`; `multi_worker` runs one process per
-worker of the cluster in `TF_CONFIG` with a loop of its own (see `imgclf.multiworker`).
+worker of the cluster in `TF_CONFIG` with a loop of its own (see `imgclf.models.multiworker`).
 `fit_with_strategy` picks the way to train.
 
 Make the strategy before TensorFlow runs anything (collective ops can only be configured at
@@ -17,10 +17,10 @@ import keras
 import tensorflow as tf
 
 from imgclf.errors import ConfigError
-from imgclf.multiworker import fit_multi_worker, read_tf_config, statistics_averager
-from imgclf.training import fit_resumable
+from imgclf.models.multiworker import fit_multi_worker, read_tf_config, statistics_averager
+from imgclf.models.training import fit_resumable
 
-log = logging.getLogger("imgclf.distributed")
+log = logging.getLogger("imgclf.models.distributed")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 

@@ -8,11 +8,11 @@ import keras
 import tensorflow as tf
 
 from imgclf.config import FinetuneParams, ScheduleParams
-from imgclf.distributed import fit_with_strategy
 from imgclf.errors import UserError
-from imgclf.features import pooling_layer
-from imgclf.predicting import load_keras_model
-from imgclf.training import RunPaths, build_optimizer, compile_classifier
+from imgclf.models.distributed import fit_with_strategy
+from imgclf.models.features import pooling_layer
+from imgclf.models.predicting import load_keras_model
+from imgclf.models.training import RunPaths, build_optimizer, compile_classifier
 
 # Fine-tuning keeps each phase's learning rate constant, as the book does.
 CONSTANT = ScheduleParams(name="constant", power=1.0, factor=1.0, every=1)

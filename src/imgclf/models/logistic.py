@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from imgclf.errors import UserError
 from imgclf.fileio import atomic_output
-from imgclf.modelmeta import write_metadata
+from imgclf.models.modelmeta import write_metadata
 
 # Every type inside a stored model; anything else in a file is refused.
 TRUSTED_TYPES = [

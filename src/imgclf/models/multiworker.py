@@ -25,10 +25,10 @@ from dvclive.utils import standardize_metric_name
 
 from imgclf.errors import UserError
 from imgclf.fileio import atomic_output
-from imgclf.modelmeta import write_metadata
-from imgclf.training import MONITOR, RunPaths, drop_live_summary
+from imgclf.models.modelmeta import write_metadata
+from imgclf.models.training import MONITOR, RunPaths, drop_live_summary
 
-log = logging.getLogger("imgclf.multiworker")
+log = logging.getLogger("imgclf.models.multiworker")
 _ROLES = ("chief", "worker")
 _SUM, _MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
 # Per example (no reduction): the loop averages over the global batch itself.

@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.data.hdf5io import PackReader, SplitPredictions
+from imgclf.data.inputs import PackInfo, evaluation_dataset
 from imgclf.errors import UserError
-from imgclf.hdf5io import PackReader, SplitPredictions
-from imgclf.inputs import PackInfo, evaluation_dataset
-from imgclf.layers import CUSTOM_OBJECTS
+from imgclf.models.layers import CUSTOM_OBJECTS
 
 
 def load_keras_model(path: Path | str) -> keras.Model:

@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from imgclf.architectures import ARCHITECTURES, body_of, build_architecture
-from imgclf.backbones import build_backbone
 from imgclf.config import DataParams, PackParams, PretrainParams
-from imgclf.indexing import build_index
-from imgclf.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
-from imgclf.means import channel_means
-from imgclf.packing import pack_split
-from imgclf.parallel import available_cores
-from imgclf.training import (
+from imgclf.data.indexing import build_index
+from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
+from imgclf.data.means import channel_means
+from imgclf.data.packing import pack_split
+from imgclf.data.parallel import available_cores
+from imgclf.models.architectures import ARCHITECTURES, body_of, build_architecture
+from imgclf.models.backbones import build_backbone
+from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     compile_classifier,

@@ -24,7 +24,7 @@ from dvclive.keras import DVCLiveCallback
 
 from imgclf.config import OptimizerParams, ScheduleParams
 from imgclf.fileio import atomic_output
-from imgclf.modelmeta import write_metadata
+from imgclf.models.modelmeta import write_metadata
 
 MONITOR = "val_accuracy"
 

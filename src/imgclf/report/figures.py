@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from imgclf.fileio import atomic_output
-from imgclf.reportdata import CURVE_METRICS, Curves
+from imgclf.report.reportdata import CURVE_METRICS, Curves
 
 DPI = 100
 # The user's matplotlibrc must not change the report: start from matplotlib's defaults and

@@ -7,8 +7,8 @@ from typing import Any
 from imgclf.config import Params
 from imgclf.errors import UserError
 from imgclf.fileio import read_json
-from imgclf.markdown import code, table
-from imgclf.reportdata import ModelResult
+from imgclf.report.markdown import code, table
+from imgclf.report.reportdata import ModelResult
 
 # (column title, metrics key); rank-5 exists only with more than five classes.
 COLUMNS = (

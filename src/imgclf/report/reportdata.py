@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imgclf.data.hdf5io import PackReader, SplitPredictions, load_predictions
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv, read_json
-from imgclf.hdf5io import PackReader, SplitPredictions, load_predictions
-from imgclf.modelmeta import read_metadata
+from imgclf.models.modelmeta import read_metadata
 
 REQUIRED_METRICS = ("test.accuracy", "test.rank1", "test.macro_f1", "val.accuracy")
 CURVE_METRICS = ("loss", "accuracy")

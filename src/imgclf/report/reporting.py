@@ -1,8 +1,8 @@
 """The evaluation report: a GitHub-flavoured `report.md` beside its PNGs in `figures/`.
 
-Sections: the dataset, the backbone, every model's metrics (`imgclf.leaderboard`), training
+Sections: the dataset, the backbone, every model's metrics (`imgclf.report.leaderboard`), training
 curves, and the best model's confusion matrix and most confident mistakes. Inputs come from
-`imgclf.reportdata`; a section whose inputs the run did not produce becomes a note. Nothing
+`imgclf.report.reportdata`; a section whose inputs the run did not produce becomes a note. Nothing
 depends on the clock or the file system's order: the same run gives the same bytes.
 """
 
@@ -10,17 +10,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from imgclf.config import Params
-from imgclf.figures import (
+from imgclf.data.hdf5io import SplitPredictions
+from imgclf.fileio import atomic_output
+from imgclf.report.figures import (
     FigureFolder,
     save_confusion_figure,
     save_image_grid,
     save_training_figure,
 )
-from imgclf.fileio import atomic_output
-from imgclf.hdf5io import SplitPredictions
-from imgclf.leaderboard import models_section
-from imgclf.markdown import code
-from imgclf.reportdata import (
+from imgclf.report.leaderboard import models_section
+from imgclf.report.markdown import code
+from imgclf.report.reportdata import (
     Curves,
     ModelResult,
     ReportInputs,

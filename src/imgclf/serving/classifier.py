@@ -4,7 +4,7 @@ Keras classifiers (`cnn` seeds, `finetune`) run as they are; a logistic regressi
 runs on the pooled features of the backbone its metadata names. Every image is prepared as
 the pack stage prepared the training images (same decoding, JPEG reduced decoding included,
 same aspect-aware resize, then the evaluation centre crop), with every size read from the
-metadata stored inside the model file (see `imgclf.modelmeta`), so it cannot drift.
+metadata stored inside the model file (see `imgclf.models.modelmeta`), so it cannot drift.
 """
 
 import itertools
@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.data.imaging import INTERPOLATIONS, ImageError, load_like_pack
+from imgclf.data.inputs import centre_crop
 from imgclf.errors import UserError
-from imgclf.features import feature_extractor
-from imgclf.imaging import INTERPOLATIONS, ImageError, load_like_pack
-from imgclf.inputs import centre_crop
-from imgclf.logistic import load_logreg
-from imgclf.modelmeta import read_metadata
-from imgclf.predicting import load_keras_model
+from imgclf.models.features import feature_extractor
+from imgclf.models.logistic import load_logreg
+from imgclf.models.modelmeta import read_metadata
+from imgclf.models.predicting import load_keras_model
 
 
 @dataclass(frozen=True)

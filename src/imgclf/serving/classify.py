@@ -3,7 +3,7 @@
     python -m imgclf.classify --model models/finetune.keras [--top-k 5] [--csv out.csv]
         [--batch-size 64] PATH_OR_FOLDER ...
 
-Any cnn, finetune or logreg model works: see `imgclf.classifier` for how each is loaded and
+Any cnn, finetune or logreg model works: see `imgclf.serving.classifier` for how each is loaded and
 how images are prepared exactly as the pack stage prepared the training images.
 
 Folders are walked recursively, names sorted at every level, hidden files and folders
@@ -26,9 +26,9 @@ from typing import TextIO
 
 import numpy as np
 
-from imgclf.classifier import classify_paths, load_classifier
 from imgclf.cli import run_stage
 from imgclf.fileio import atomic_output
+from imgclf.serving.classifier import classify_paths, load_classifier
 
 # Per-image errors then read `imgclf: error: <path>: <reason>`, like run_stage's one line.
 log = logging.getLogger("imgclf")

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-from imgclf.architectures import alexnet, minigooglenet, minivggnet, resnet
-from imgclf.architectures._common import BODY_OUTPUT
 from imgclf.errors import UserError
+from imgclf.models.architectures import alexnet, minigooglenet, minivggnet, resnet
+from imgclf.models.architectures._common import BODY_OUTPUT
 
 __all__ = ["ARCHITECTURES", "BODY_OUTPUT", "MIN_INPUT_SIDES", "body_of", "build_architecture"]
 

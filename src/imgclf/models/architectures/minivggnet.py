@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from imgclf.architectures._common import (
+from imgclf.models.architectures._common import (
     BODY_OUTPUT,
     SpatialOp,
     min_input_side,

@@ -6,7 +6,8 @@ from typing import Literal
 import keras
 from keras import layers
 
-from imgclf.architectures._common import (
+from imgclf.errors import UserError
+from imgclf.models.architectures._common import (
     BODY_OUTPUT,
     SpatialOp,
     min_input_side,
@@ -14,7 +15,6 @@ from imgclf.architectures._common import (
     predictions,
     regularizer,
 )
-from imgclf.errors import UserError
 
 Stem = Literal["cifar", "tiny_imagenet"]
 STEMS: tuple[str, ...] = ("cifar", "tiny_imagenet")

@@ -1,0 +1,4 @@
+"""The evaluation phase: ensembles of predicted probabilities and the metrics of every model.
+
+Stages: ensemble, evaluate.
+"""
