@@ -182,7 +182,8 @@ def hdf5_dataset(
 def numpy_dataset(
     images: np.ndarray, labels: np.ndarray, args: argparse.Namespace
 ) -> tf.data.Dataset:
-    """The baseline: `training_dataset`'s cached branch, fed from arrays instead of HDF5."""
+    """The baseline: the same patches, flips and augmentation layers from in-memory arrays,
+    shuffled by tf.data (the usual Keras recipe), instead of our HDF5 stream."""
     seed, crop, layers = args.seed, (args.crop, args.crop), augmentation(args.seed)
     rows = tf.data.Dataset.from_tensor_slices((images, labels))
     rows = rows.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)

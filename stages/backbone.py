@@ -8,11 +8,12 @@ from pathlib import Path
 
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.fileio import atomic_output
+from imgclf.fileio import atomic_output, write_csv
 from imgclf.models.backbones import build_backbone
+from imgclf.models.curves import empty_curves
 from imgclf.models.modelmeta import write_metadata
 from imgclf.models.pretraining import pretrain_backbone
-from imgclf.models.training import set_seed
+from imgclf.models.runtime import setup
 
 log = logging.getLogger("imgclf.backbone")
 
@@ -21,23 +22,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, required=True, help="backbone (.keras)")
-    parser.add_argument("--live", type=Path, required=True, help="pretraining curves")
+    parser.add_argument("--curves", type=Path, required=True, help="pretraining curves (CSV)")
     args = parser.parse_args()
 
     params = load_params(args.params)
     spec = params.backbone
-    set_seed(params.base.seed, params.base.deterministic)
+    setup(params.base.seed, params.base.deterministic)  # first: before TensorFlow runs
     size = params.base.image_size
     if spec.weights == "pretrain":
         work = args.out.with_name(args.out.name + ".work")
         body = pretrain_backbone(
-            spec.arch, size, spec.pretrain, seed=params.base.seed, work=work, live=args.live
+            spec.arch, size, spec.pretrain, seed=params.base.seed, work=work, curves=args.curves
         )
         shutil.rmtree(work)
     else:
-        # No pretraining, no curves: an empty folder (DVC-cached, so a clone gets it too).
-        shutil.rmtree(args.live, ignore_errors=True)
-        args.live.mkdir(parents=True)
+        write_csv(args.curves, empty_curves())  # no pretraining: curves without a row
         body = build_backbone(spec.arch, (*size, 3), spec.weights)
         if spec.weights == "none":
             log.warning("backbone.weights = none: random weights, for smoke tests only")

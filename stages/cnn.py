@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import functools
 import logging
 import math
 from pathlib import Path
@@ -12,13 +13,13 @@ from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset,
 from imgclf.data.means import load_means
 from imgclf.models.architectures import build_architecture
 from imgclf.models.distributed import fit_with_strategy, global_batch_size, make_strategy
+from imgclf.models.runtime import setup
 from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     compile_classifier,
     fingerprint,
     pixel_preprocessing,
-    set_seed,
 )
 
 log = logging.getLogger("imgclf.cnn")
@@ -32,18 +33,19 @@ def main() -> None:
     parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--means", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="best-on-val model (.keras)")
-    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder (curves)")
+    parser.add_argument("--curves", type=Path, required=True, help="training curves (CSV)")
     args = parser.parse_args()
 
     params = load_params(args.params)
     cnn = params.cnn
-    strategy = make_strategy(params.train.strategy)  # before any TensorFlow op
-    set_seed(args.seed, params.base.deterministic)
+    setup(args.seed, params.base.deterministic)  # first: before TensorFlow runs anything
+    strategy = make_strategy(params.train.strategy)
     train, val = PackInfo.read(args.train), PackInfo.read(args.val)
     batch = global_batch_size(cnn.batch_size, strategy)
     cache = args.train.stat().st_size <= cnn.cache_mb * 2**20
     augmentation = build_augmentation(**dataclasses.asdict(cnn.augment), seed=args.seed)
-    train_data = training_dataset(
+    train_data = functools.partial(
+        training_dataset,
         train,
         batch_size=batch,
         seed=args.seed,
@@ -64,9 +66,13 @@ def main() -> None:
             preprocessing=preprocessing,
         )
         compile_classifier(model, build_optimizer(cnn.optimizer, cnn.schedule, steps, cnn.epochs))
+    # Every cnn key but the seed list: adding a seed must not restart the others' runs.
     settings = {
-        **dataclasses.asdict(cnn),
-        "seeds": None,
+        **{
+            key.name: getattr(cnn, key.name)
+            for key in dataclasses.fields(cnn)
+            if key.name != "seeds"
+        },
         "seed": args.seed,
         "deterministic": params.base.deterministic,
         "strategy": params.train.strategy,
@@ -79,7 +85,7 @@ def main() -> None:
         val_data,
         epochs=cnn.epochs,
         steps_per_epoch=steps,
-        paths=RunPaths(args.model, args.live),
+        paths=RunPaths(args.model, args.curves),
         run_id=run_id,
         metadata={
             "kind": "keras",

@@ -9,7 +9,7 @@ from imgclf.config import load_params
 from imgclf.data.inputs import PackInfo
 from imgclf.models.features import extract_features, feature_extractor
 from imgclf.models.predicting import load_keras_model
-from imgclf.models.training import set_seed
+from imgclf.models.runtime import setup
 
 log = logging.getLogger("imgclf.models.features")
 
@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    set_seed(0, params.base.deterministic)  # repeatable inference: identical bytes on rerun
+    setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
     extractor = feature_extractor(load_keras_model(args.backbone), params.features.pooling)
     attrs = {
         "backbone": params.backbone.arch,

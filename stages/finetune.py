@@ -3,6 +3,7 @@ layers unfrozen at a low learning rate (book ch. 5, Chollet's recipe)."""
 
 import argparse
 import dataclasses
+import functools
 import logging
 import math
 from pathlib import Path
@@ -13,7 +14,8 @@ from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset,
 from imgclf.models.distributed import global_batch_size, make_strategy
 from imgclf.models.finetuning import finetune_two_phases
 from imgclf.models.modelmeta import read_metadata
-from imgclf.models.training import fingerprint, set_seed
+from imgclf.models.runtime import setup
+from imgclf.models.training import fingerprint
 
 log = logging.getLogger("imgclf.finetune")
 
@@ -25,18 +27,23 @@ def main() -> None:
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="best-on-val model (.keras)")
-    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder (curves)")
+    parser.add_argument("--curves", type=Path, required=True, help="folder of curves (CSV)")
     args = parser.parse_args()
 
     params = load_params(args.params)
     tune, seed = params.finetune, params.base.seed
-    strategy = make_strategy(params.train.strategy)  # before any TensorFlow op
-    set_seed(seed, params.base.deterministic)
+    setup(seed, params.base.deterministic)  # first: before TensorFlow runs anything
+    strategy = make_strategy(params.train.strategy)
     train, val = PackInfo.read(args.train), PackInfo.read(args.val)
     batch = global_batch_size(tune.batch_size, strategy)
     augmentation = build_augmentation(**dataclasses.asdict(tune.augment), seed=seed)
-    train_data = training_dataset(
-        train, batch_size=batch, seed=seed, crop=train.image_shape[:2], augmentation=augmentation
+    train_data = functools.partial(
+        training_dataset,
+        train,
+        batch_size=batch,
+        seed=seed,
+        crop=train.image_shape[:2],
+        augmentation=augmentation,
     )
     val_data = evaluation_dataset(val, batch_size=batch)
     settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.train.strategy}
@@ -60,7 +67,7 @@ def main() -> None:
         classes=len(train.label_names),
         steps_per_epoch=math.ceil(train.count / batch),
         model_path=args.model,
-        live=args.live,
+        curves=args.curves,
         run_id=fingerprint(settings, [args.backbone, args.train, args.val]),
         metadata=metadata,
     )

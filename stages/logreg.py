@@ -9,6 +9,7 @@ from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_features
 from imgclf.fileio import write_json
+from imgclf.kernels import pin_threads
 from imgclf.models.logistic import save_logreg, search_logreg
 from imgclf.models.modelmeta import read_metadata
 
@@ -26,6 +27,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
+    if params.base.deterministic:
+        pin_threads()  # the same sums on any core count
     train, val = load_features(args.train), load_features(args.val)
     settings = params.logreg
     model, summary = search_logreg(

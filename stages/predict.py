@@ -9,7 +9,7 @@ from imgclf.config import load_params
 from imgclf.data.hdf5io import save_predictions
 from imgclf.data.inputs import PackInfo
 from imgclf.models.predicting import load_keras_model, predict_pack
-from imgclf.models.training import set_seed
+from imgclf.models.runtime import setup
 
 log = logging.getLogger("imgclf.predict")
 
@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    set_seed(0, params.base.deterministic)  # inference is then repeatable to the bit
+    setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
     model = load_keras_model(args.model)
     packs = {"val": args.val, "test": args.test}
     crops = params.predict.crops

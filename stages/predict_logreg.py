@@ -4,19 +4,24 @@ import argparse
 from pathlib import Path
 
 from imgclf.cli import run_stage
+from imgclf.config import load_params
 from imgclf.data.hdf5io import SplitPredictions, load_features, save_predictions
 from imgclf.errors import UserError
+from imgclf.kernels import pin_threads
 from imgclf.models.logistic import load_logreg
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--model", type=Path, required=True, help="model (.skops)")
     parser.add_argument("--val", type=Path, required=True, help="val features")
     parser.add_argument("--test", type=Path, required=True, help="test features")
     parser.add_argument("--out", type=Path, required=True, help="predictions (.h5)")
     args = parser.parse_args()
 
+    if load_params(args.params).base.deterministic:
+        pin_threads()  # the same sums on any core count
     model = load_logreg(args.model)
     splits = {}
     for name, path in (("val", args.val), ("test", args.test)):

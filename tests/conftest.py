@@ -1,6 +1,10 @@
 """Shared fixtures: tiny synthetic image folders, params built from the repo's params.yaml, and
 small trained-model files for the classifier tests."""
 
+# imgclf before anything that loads NumPy: importing it pins NumPy's and OpenBLAS's kernels.
+import imgclf  # noqa: F401
+
+# isort: split
 import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +53,14 @@ def write_image_folder(root: Path, per_class: int = 8, extension: str = ".jpg") 
     return root
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """TensorFlow set up as every stage sets it up, before any test runs it (the set-up
+    cannot change TensorFlow's thread pool once it has run)."""
+    from imgclf.models.runtime import setup
+
+    setup(0, deterministic=True)
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     """3 classes × 8 JPEGs of varied sizes."""
@@ -70,10 +82,13 @@ def make_params(**sections: dict[str, Any]) -> Params:
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory):
     """The tiny pipeline built once per session and committed; tests take copies of it."""
-    from test_pipeline import Project  # a test module: imported when the fixture runs
+    from pipeline_project import Project  # a test module: imported when the fixture runs
 
     project = Project(tmp_path_factory.mktemp("built") / "project")
+    plain = project.env
+    project.record_params()  # for test_stage_params: this first run only
     project.first_run = project.repro()
+    project.env = plain
     project.commit("built")
     return project
 

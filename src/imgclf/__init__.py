@@ -4,6 +4,10 @@ __version__ = "0.1.0"
 
 import os
 
+from imgclf.kernels import pin_before_numpy
+
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the stage logs; a user who
 # wants it sets TF_CPP_MIN_LOG_LEVEL themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before anything imports NumPy: the kernels it and OpenBLAS choose when they load.
+pin_before_numpy()

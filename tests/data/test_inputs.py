@@ -115,3 +115,41 @@ def test_random_patches_are_windows_of_the_image(tmp_path: Path) -> None:
                         offsets.add((top, left))
                         flips.add(flipped)
     assert len(offsets) > 5 and flips == {False, True}
+
+
+def batches_of(dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(count)]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_stream_resumed_at_an_epoch_repeats_that_epoch_exactly(
+    coded: PackInfo, cache: bool
+) -> None:
+    """Order, patches, flips and augmentation of epoch k come from (seed, k) alone."""
+    augmentation = build_augmentation(rotation=30, shift=0.1, shear=10, zoom=0.2, seed=1)
+    options = {"batch_size": 8, "seed": 4, "crop": (8, 8), "cache": cache}
+    steps = -(-COUNT // 8)  # one pass; the last batch is partial
+    whole = batches_of(training_dataset(coded, augmentation=augmentation, **options), 3 * steps)
+    assert [len(labels) for _, labels in whole[:steps]] == [8, 8, 8, 8, 5]
+    resumed = training_dataset(coded, augmentation=augmentation, first_epoch=2, **options)
+    for (images, labels), (again, labels_again) in zip(
+        whole[2 * steps :], batches_of(resumed, steps), strict=True
+    ):
+        np.testing.assert_array_equal(labels, labels_again)
+        np.testing.assert_array_equal(images, again)
+    assert not np.array_equal(whole[0][0], whole[steps][0])  # epochs differ
+
+
+def test_cache_reads_the_pack_once(coded: PackInfo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imgclf.data import inputs
+
+    reads = []
+    original = inputs._Rows.chunks
+    monkeypatch.setattr(
+        inputs._Rows,
+        "chunks",
+        lambda self, indices: reads.append(len(indices)) or original(self, indices),
+    )
+    dataset = training_dataset(coded, batch_size=8, seed=0, crop=(8, 8), cache=True)
+    batches_of(dataset, 3 * 5)
+    assert reads == [coded.chunks]  # every chunk, once

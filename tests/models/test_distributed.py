@@ -21,6 +21,7 @@ from imgclf.data.hdf5io import PackWriter
 from imgclf.data.inputs import PackInfo, evaluation_dataset
 from imgclf.errors import ConfigError, UserError
 from imgclf.models import distributed
+from imgclf.models.curves import read_curves
 from imgclf.models.modelmeta import read_metadata
 
 PER_REPLICA = 4
@@ -38,19 +39,21 @@ from pathlib import Path
 from imgclf.models import distributed, multiworker
 
 name, pack, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+from imgclf.models.runtime import setup
+setup(0, deterministic=True)  # first of all, as in a stage
 if name == "mirrored":
     distributed.split_cpu(2)
 strategy = distributed.make_strategy(name)  # before anything else runs in TensorFlow
 
+import functools
 import keras
 from imgclf.models.architectures import build_architecture
 from imgclf.data.inputs import PackInfo, evaluation_dataset, training_dataset
-from imgclf.models.training import RunPaths, compile_classifier, set_seed
+from imgclf.models.training import RunPaths, compile_classifier
 
-set_seed(0, deterministic=True)
 info = PackInfo.read(pack)
 batch = distributed.global_batch_size({PER_REPLICA}, strategy)
-train = training_dataset(info, batch_size=batch, seed=0, crop={CROP})
+train = functools.partial(training_dataset, info, batch_size=batch, seed=0, crop={CROP})
 val = evaluation_dataset(info, batch_size=batch, crop={CROP})
 with strategy.scope():
     model = build_architecture("minivggnet", ({CROP[0]}, {CROP[1]}, 3), 3, l2=0.0005)
@@ -58,7 +61,8 @@ with strategy.scope():
 epochs = distributed.fit_with_strategy(
     strategy, model, train, val, run_id="test", epochs={EPOCHS},
     steps_per_epoch=math.ceil(info.count / batch),
-    paths=RunPaths(out / "model.keras", out / "live"), metadata={{"model": "test"}}, verbose=2,
+    paths=RunPaths(out / "model.keras", out / "curves.csv"), metadata={{"model": "test"}},
+    verbose=2,
 )
 weights = hashlib.sha256(b"".join(array.tobytes() for array in model.get_weights()))
 summary = {{"replicas": distributed.replicas(strategy), "batch": batch, "epochs": epochs,
@@ -144,9 +148,8 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def curve(live: Path, name: str) -> list[float]:
-    lines = (live / "plots/metrics" / f"{name}.tsv").read_text().splitlines()[1:]
-    return [float(line.split("\t")[1]) for line in lines]
+def curve(curves: Path, name: str) -> list[float]:
+    return read_curves(curves)[name].tolist()
 
 
 def assert_best_model_was_saved(out: Path, pack: Path) -> None:
@@ -157,7 +160,8 @@ def assert_best_model_was_saved(out: Path, pack: Path) -> None:
     data = evaluation_dataset(PackInfo.read(pack), batch_size=8, crop=CROP)
     assert model.predict(data, verbose=0).shape == (ROWS, 3)
     metrics = model.evaluate(data, verbose=0, return_dict=True)
-    accuracies, losses = curve(out / "live", "eval/accuracy"), curve(out / "live", "eval/loss")
+    accuracies = curve(out / "curves.csv", "val_accuracy")
+    losses = curve(out / "curves.csv", "val_loss")
     best = int(np.argmax(accuracies))  # the first best, as ModelCheckpoint keeps it
     assert metrics["accuracy"] == pytest.approx(accuracies[best], abs=1e-6)
     assert metrics["loss"] == pytest.approx(losses[best], rel=1e-4)
@@ -170,9 +174,9 @@ def test_mirrored_on_two_logical_cpus_trains_with_fit(pack: Path, tmp_path: Path
     [summary] = run_workers("mirrored", pack, out, [base_env(tmp_path / "tmp")], tmp_path)
     del summary["weights"]
     assert summary == {"replicas": 2, "batch": 2 * PER_REPLICA, "epochs": EPOCHS, "chief": True}
-    assert sorted(path.name for path in out.iterdir()) == ["live", "model.keras"]
-    for name in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
-        assert len(curve(out / "live", name)) == EPOCHS
+    assert sorted(path.name for path in out.iterdir()) == ["curves.csv", "model.keras"]
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(curve(out / "curves.csv", name)) == EPOCHS
     assert_best_model_was_saved(out, pack)
 
 
@@ -195,10 +199,10 @@ def test_multi_worker_trains_on_two_processes_and_only_the_chief_writes(
         assert summary["epochs"] == EPOCHS
     # No state, no worker copies: the chief's model and curves only; the other worker's
     # temporary folder is gone.
-    assert sorted(path.name for path in out.iterdir()) == ["live", "model.keras"]
+    assert sorted(path.name for path in out.iterdir()) == ["curves.csv", "model.keras"]
     assert list(tmp.iterdir()) == []
-    for name in ("train/loss", "train/accuracy", "eval/loss", "eval/accuracy"):
-        assert len(curve(out / "live", name)) == EPOCHS
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(curve(out / "curves.csv", name)) == EPOCHS
     assert_best_model_was_saved(out, pack)
 
 

@@ -1,20 +1,23 @@
-"""Training: schedules, optimizers, repeatable runs, and runs that resume after ctrl+c."""
+"""Training: schedules, optimizers, and runs that resume after ctrl+c to the same bytes."""
 
+import functools
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from imgclf.config import OptimizerParams, ScheduleParams
+from imgclf.data.hdf5io import PackWriter
+from imgclf.data.inputs import PackInfo, evaluation_dataset, training_dataset
+from imgclf.models.checkpoint import RunState
+from imgclf.models.curves import read_curves
 from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     build_schedule,
     compile_classifier,
     fit_resumable,
-    set_seed,
 )
 
 
@@ -44,23 +47,30 @@ def test_constant_schedule_and_optimizers() -> None:
     assert isinstance(adam, keras.optimizers.Adam)
 
 
-def tiny_data(seed: int = 0) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    rng = np.random.default_rng(seed)
-    images = rng.normal(size=(40, 4, 4, 3)).astype("float32")
-    labels = (images.mean(axis=(1, 2, 3)) > 0).astype("int64")
-    train = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(40, seed=1)
-    return train.repeat().batch(8), tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+def tiny_pack(path: Path) -> PackInfo:
+    """40 images of 6x6 whose label is whether they are bright."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 6, 6, 3), dtype=np.uint8)
+    labels = (images.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
+    with PackWriter(path, 40, (6, 6, 3), ["dark", "bright"], 8) as writer:
+        writer.write(images, labels, [f"{i}.png" for i in range(40)])
+    return PackInfo.read(path)
 
 
 def tiny_model() -> keras.Model:
-    inputs = keras.Input((4, 4, 3))
-    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs))
-    model = keras.Model(inputs, outputs)
-    compile_classifier(model, keras.optimizers.SGD(0.1, momentum=0.9))
+    """Dropout (random state) and SGD with momentum (optimizer state) must both resume."""
+    # Named, so that models built one after another in this process save the same config.
+    inputs = keras.Input((4, 4, 3), name="image")
+    flat = keras.layers.Flatten(name="flat")(inputs)
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(flat)
+    dropped = keras.layers.Dropout(0.3, name="dropout")(hidden)
+    outputs = keras.layers.Dense(2, activation="softmax", name="out")(dropped)
+    model = keras.Model(inputs, outputs, name="tiny")
+    compile_classifier(model, keras.optimizers.SGD(0.01, momentum=0.9, name="sgd"))
     return model
 
 
-class CtrlC(keras.callbacks.Callback):
+class Stop(keras.callbacks.Callback):
     """Presses ctrl+c when epoch `at` (0-based) begins."""
 
     def __init__(self, at: int) -> None:
@@ -72,66 +82,98 @@ class CtrlC(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def run(paths: RunPaths, run_id: str, callbacks=()) -> int:
-    set_seed(0, deterministic=True)
-    train, val = tiny_data()
+def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) -> int:
+    keras.utils.set_random_seed(0)
+    train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
     return fit_resumable(
-        tiny_model(),
+        model or tiny_model(),
         train,
-        val,
+        evaluation_dataset(pack, batch_size=8, crop=(4, 4)),
         epochs=5,
         steps_per_epoch=5,
         paths=paths,
         run_id=run_id,
         callbacks=callbacks,
+        metadata={"model": "tiny"},  # the file is then byte-for-byte reproducible
         verbose=0,
     )
 
 
-def live_steps(paths: RunPaths) -> list[int]:
-    lines = (paths.live / "plots/metrics/eval/accuracy.tsv").read_text().splitlines()[1:]
-    return [int(line.split("\t")[0]) for line in lines]
+@pytest.fixture
+def pack(tmp_path: Path) -> PackInfo:
+    return tiny_pack(tmp_path / "pack.h5")
 
 
-def test_interrupted_run_resumes_and_trains_only_the_rest(tmp_path: Path) -> None:
-    paths = RunPaths(tmp_path / "model.keras", tmp_path / "live")
+def paths_in(folder: Path) -> RunPaths:
+    return RunPaths(folder / "model.keras", folder / "curves.csv")
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_bytes(tmp_path: Path, pack) -> None:
+    """Weights, optimizer state, Dropout's random state and the epochs' batches all come
+    back: a run stopped after 3 epochs and resumed ends with the very same file."""
+    whole = paths_in(tmp_path / "whole")
+    assert run(whole, "run-a", pack) == 5
+    stopped = paths_in(tmp_path / "stopped")
     with pytest.raises(KeyboardInterrupt):
-        run(paths, "run-a", callbacks=[CtrlC(at=3)])
-    assert not paths.model.exists() and (paths.state / "best.keras").exists()
-    assert live_steps(paths) == [0, 1, 2]
-    assert run(paths, "run-a") == 2  # epochs 3 and 4 only
-    assert live_steps(paths) == [0, 1, 2, 3, 4]
-    assert not paths.state.exists()
+        run(stopped, "run-a", pack, callbacks=[Stop(at=3)])
+    assert not stopped.model.exists() and (stopped.state / "best.keras").exists()
+    assert read_curves(stopped.state / "curves.csv")["epoch"].tolist() == [1, 2, 3]
+    assert run(stopped, "run-a", pack) == 2  # epochs 4 and 5 only
+    assert stopped.model.read_bytes() == whole.model.read_bytes()
+    assert stopped.curves.read_bytes() == whole.curves.read_bytes()
+    assert not stopped.state.exists()
+
+
+def test_resume_restores_every_variable_and_the_optimizer(tmp_path: Path, pack) -> None:
+    paths = paths_in(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(paths, "run-a", pack, callbacks=[Stop(at=2)])
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    state = RunState(paths.state, "run-a")
+    assert state.restore(model) == 2
+    # After 2 epochs of 5 steps; the momentum and the weights are the trained ones.
+    assert int(model.optimizer.iterations) == 10
+    with np.load(paths.state / "checkpoint.npz") as saved:
+        restored = [np.asarray(v) for v in [*model.variables, *model.optimizer.variables]]
+        for index, value in enumerate(restored):
+            np.testing.assert_array_equal(value, saved[f"v{index}"])
+    fresh = tiny_model()
+    assert not np.array_equal(fresh.get_weights()[0], model.get_weights()[0])
+
+
+def test_changed_run_starts_afresh(tmp_path: Path, pack) -> None:
+    paths = paths_in(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(paths, "run-a", pack, callbacks=[Stop(at=2)])
+    assert run(paths, "run-b", pack) == 5
+    assert read_curves(paths.curves)["epoch"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_best_on_val_is_kept_across_a_resume(tmp_path: Path, pack) -> None:
+    paths = paths_in(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(paths, "run-a", pack, callbacks=[Stop(at=3)])
+    run(paths, "run-a", pack)
+    curves = read_curves(paths.curves)
+    best = curves["val_accuracy"].max()
     model = keras.models.load_model(paths.model, safe_mode=True)
-    assert model.predict(tiny_data()[1], verbose=0).shape == (40, 2)
-    assert not (paths.live / "metrics.json").exists()  # DVC plots cannot draw the summary
+    metrics = model.evaluate(
+        evaluation_dataset(pack, batch_size=8, crop=(4, 4)), verbose=0, return_dict=True
+    )
+    assert metrics["accuracy"] == pytest.approx(best, abs=1e-6)
+    first_best = int(np.argmax(curves["val_accuracy"].to_numpy()))  # the first of equals
+    assert metrics["loss"] == pytest.approx(curves["val_loss"][first_best], rel=1e-5)
 
 
-def test_changed_run_starts_afresh(tmp_path: Path) -> None:
-    paths = RunPaths(tmp_path / "model.keras", tmp_path / "live")
-    with pytest.raises(KeyboardInterrupt):
-        run(paths, "run-a", callbacks=[CtrlC(at=2)])
-    assert run(paths, "run-b") == 5
-    assert live_steps(paths) == [0, 1, 2, 3, 4]
-
-
-def test_best_on_val_is_kept_across_a_resume(tmp_path: Path) -> None:
-    paths = RunPaths(tmp_path / "model.keras", tmp_path / "live")
-    with pytest.raises(KeyboardInterrupt):
-        run(paths, "run-a", callbacks=[CtrlC(at=3)])
-    run(paths, "run-a")
-    lines = (paths.live / "plots/metrics/eval/accuracy.tsv").read_text().splitlines()[1:]
-    best = max(float(line.split("\t")[1]) for line in lines)
-    model = keras.models.load_model(paths.model, safe_mode=True)
-    _, accuracy = model.evaluate(tiny_data()[1], verbose=0)
-    assert accuracy == pytest.approx(best, abs=1e-6)
-
-
-def test_deterministic_runs_give_identical_weights(tmp_path: Path) -> None:
-    weights = []
-    for name in ("a", "b"):
-        paths = RunPaths(tmp_path / f"{name}.keras", tmp_path / f"live-{name}")
-        run(paths, name)
-        weights.append(keras.models.load_model(paths.model).get_weights())
-    for first, second in zip(*weights, strict=True):
-        np.testing.assert_array_equal(first, second)
+def test_finished_state_can_be_kept_for_a_later_phase(tmp_path: Path, pack) -> None:
+    paths = paths_in(tmp_path)
+    keras.utils.set_random_seed(0)
+    train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
+    options = {"epochs": 2, "steps_per_epoch": 5, "paths": paths, "run_id": "a", "verbose": 0}
+    val = evaluation_dataset(pack, batch_size=8, crop=(4, 4))
+    assert fit_resumable(tiny_model(), train, val, keep_state=True, **options) == 2
+    first = paths.model.read_bytes()
+    paths.model.unlink()
+    assert fit_resumable(tiny_model(), train, val, **options) == 0  # nothing left to train
+    assert paths.model.read_bytes() == first and not paths.state.exists()

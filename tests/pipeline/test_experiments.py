@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from test_pipeline import Project
+
+from pipeline_project import Project
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
-"""dvc.yaml lists exactly the library modules each stage imports, so a code change reruns
-the stages it affects and no others."""
+"""dvc.yaml lists exactly the library files each stage runs, so a code change reruns the
+stages it affects and no others: every module a stage imports, directly or not, with the
+package `__init__.py` files Python runs on the way (relative imports included)."""
 
-import ast
 import re
 from pathlib import Path
 
@@ -9,52 +9,16 @@ import pytest
 import yaml
 
 from conftest import REPO
-
-LIBRARY = REPO / "src" / "imgclf"
-
-
-def module_file(dotted: str) -> Path | None:
-    """The file of imgclf module `dotted` (a package's __init__.py), if it is one."""
-    parts = dotted.split(".")
-    if parts[0] != "imgclf" or len(parts) < 2:
-        return None
-    base = LIBRARY.joinpath(*parts[1:])
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
+from imports import LIBRARY, imported_files
 
 
-def imported_modules(path: Path) -> set[str]:
-    """imgclf files (relative to src/imgclf) that `path` imports, directly or indirectly."""
-    found: set[str] = set()
-    pending = [path]
-    while pending:
-        tree = ast.parse(pending.pop().read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            for name in names:
-                module = module_file(name)
-                if module is not None:
-                    relative = module.relative_to(LIBRARY).as_posix()
-                    if relative not in found:
-                        found.add(relative)
-                        pending.append(module)
-    return found
-
-
-def listed_modules(deps: list[str]) -> set[str]:
-    """imgclf files named in a stage's deps; a folder stands for every file in it."""
+def listed_files(deps: list[str]) -> set[Path]:
+    """Library files named in a stage's deps; a folder stands for every file in it."""
     listed = set()
     for dep in deps:
-        if dep.startswith("src/imgclf/"):
+        if dep.startswith("src/imgclf"):
             path = REPO / dep
-            files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-            listed |= {file.relative_to(LIBRARY).as_posix() for file in files}
+            listed |= set(path.rglob("*.py")) if path.is_dir() else {path}
     return listed
 
 
@@ -63,8 +27,12 @@ def stages() -> list[tuple[str, dict]]:
     return [(name, stage.get("do", stage)) for name, stage in spec.items()]
 
 
+def relative(files: set[Path]) -> list[str]:
+    return sorted(file.relative_to(LIBRARY.parent.parent).as_posix() for file in files)
+
+
 @pytest.mark.parametrize(("name", "stage"), stages(), ids=[name for name, _ in stages()])
-def test_deps_list_every_imported_module(name: str, stage: dict) -> None:
+def test_deps_list_every_file_the_stage_runs(name: str, stage: dict) -> None:
     script = re.search(r"python (stages/\w+\.py)", stage["cmd"]).group(1)
     assert script in stage["deps"]
-    assert listed_modules(stage["deps"]) == imported_modules(REPO / script)
+    assert relative(listed_files(stage["deps"])) == relative(imported_files(REPO / script))

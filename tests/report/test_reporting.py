@@ -22,6 +22,7 @@ from imgclf.config import Params
 from imgclf.data.hdf5io import PackWriter, SplitPredictions, save_predictions
 from imgclf.errors import UserError
 from imgclf.fileio import write_csv, write_json
+from imgclf.models.curves import append_epoch
 from imgclf.models.modelmeta import write_metadata
 from imgclf.report.figures import FigureFolder
 from imgclf.report.leaderboard import models_section
@@ -77,14 +78,12 @@ def best_probabilities() -> np.ndarray:
     return np.asarray(rows, np.float32)
 
 
-def write_curves(live: Path, epochs: int, start: float) -> None:
-    """DVCLive's layout: plots/metrics/{train,eval}/{loss,accuracy}.tsv."""
-    steps = np.arange(epochs)
-    for folder in ("train", "eval"):
-        for metric, values in (("loss", start / (steps + 1)), ("accuracy", 0.5 + steps / 100)):
-            path = live / "plots" / "metrics" / folder / f"{metric}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame({"step": steps, metric: values}).to_csv(path, sep="\t", index=False)
+def write_curves(path: Path, epochs: int, start: float) -> None:
+    """A curves file as training writes it (`imgclf.models.curves`)."""
+    for epoch in range(epochs):
+        loss, accuracy = start / (epoch + 1), 0.5 + epoch / 100
+        logs = {"loss": loss, "accuracy": accuracy, "val_loss": loss, "val_accuracy": accuracy}
+        append_epoch(path, epoch, logs)
 
 
 def write_backbone(path: Path, weights: str) -> None:
@@ -137,10 +136,10 @@ def write_run(root: Path, weights: str = "pretrain") -> ReportInputs:
     write_predictions(root, labels, paths)
     write_pack(root / "data/processed/test.h5", labels, paths)
     for seed in (0, 1):
-        write_curves(root / f"plots/training/cnn/seed{seed}", 6, 2.0 + seed)
-    write_curves(root / "plots/training/finetune/warmup", 3, 1.5)
-    write_curves(root / "plots/training/finetune/finetune", 4, 1.0)
-    write_curves(root / "plots/training/backbone", 5, 3.0)
+        write_curves(root / f"plots/training/cnn/seed{seed}.csv", 6, 2.0 + seed)
+    write_curves(root / "plots/training/finetune/warmup.csv", 3, 1.5)
+    write_curves(root / "plots/training/finetune/finetune.csv", 4, 1.0)
+    write_curves(root / "plots/training/backbone.csv", 5, 3.0)
     write_backbone(root / "models/backbone.keras", weights)
     return inputs_under(root)
 
@@ -317,7 +316,7 @@ def test_missing_optional_inputs_become_notes(
     for path in (inputs.test_pack, inputs.backbone, inputs.logreg_search, inputs.rejected):
         path.unlink()
     shutil.rmtree(inputs.training / "finetune")
-    shutil.rmtree(inputs.training / "backbone")
+    (inputs.training / "backbone.csv").unlink()
     out = root / "reports"
     text = build_report(params, inputs, out).read_text(encoding="utf-8")
     assert "Not in this run (no metrics): `finetune`." in text
@@ -378,10 +377,8 @@ def test_ten_crops_and_no_rank5(params: Params) -> None:
         ),
         (lambda root: write_json(root / "metrics/split.json", {"train": 1}), "val, test"),
         (
-            lambda root: (
-                root / "plots/training/cnn/seed1/plots/metrics/train/loss.tsv"
-            ).write_text("epoch\tvalue\n0\t1\n"),
-            "expected DVCLive columns step, loss",
+            lambda root: (root / "plots/training/cnn/seed1.csv").write_text("epoch,value\n1,1\n"),
+            r"seed1.csv: missing column\(s\) accuracy, loss, val_accuracy, val_loss",
         ),
         (lambda root: write_json(root / "metrics/logreg_search.json", {"C": "x"}), "C and score"),
         (lambda root: damage_best_predictions(root, "val"), "no test predictions"),
@@ -419,14 +416,14 @@ def test_mistake_images_found_by_path_or_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_curves_phases_join_after_the_first(tmp_path: Path) -> None:
-    write_curves(tmp_path / "a", 3, 1.0)
-    write_curves(tmp_path / "b", 2, 1.0)
-    first, second = load_curves(tmp_path / "a"), load_curves(tmp_path / "b")
+    write_curves(tmp_path / "a.csv", 3, 1.0)
+    write_curves(tmp_path / "b.csv", 2, 1.0)
+    first, second = load_curves(tmp_path / "a.csv"), load_curves(tmp_path / "b.csv")
     assert first is not None and second is not None and first.epochs == 3
     epochs, values = join_phases(first, second).series["val", "loss"]
     assert epochs.tolist() == [1, 2, 3, 4, 5]
     assert values.tolist() == pytest.approx([1.0, 0.5, 1 / 3, 1.0, 0.5])
-    assert load_curves(tmp_path / "missing") is None
+    assert load_curves(tmp_path / "missing.csv") is None
 
 
 def test_markdown_helpers_escape() -> None:

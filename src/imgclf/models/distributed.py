@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from imgclf.errors import ConfigError
 from imgclf.models.multiworker import fit_multi_worker, read_tf_config, statistics_averager
-from imgclf.models.training import fit_resumable
+from imgclf.models.training import TrainingData, fit_resumable
 
 log = logging.getLogger("imgclf.models.distributed")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -67,7 +67,7 @@ def global_batch_size(per_replica: int, strategy: tf.distribute.Strategy) -> int
 def fit_with_strategy(
     strategy: tf.distribute.Strategy,
     model: keras.Model,
-    train: tf.data.Dataset,
+    train: TrainingData,
     val: tf.data.Dataset,
     *,
     run_id: str,

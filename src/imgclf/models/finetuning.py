@@ -1,6 +1,7 @@
 """Fine-tuning (book ch. 5, Chollet's recipe): a new head on a pretrained body, warmed up
 with the body frozen, then the body's top layers unfrozen and trained at a low rate."""
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,12 @@ from imgclf.errors import UserError
 from imgclf.models.distributed import fit_with_strategy
 from imgclf.models.features import pooling_layer
 from imgclf.models.predicting import load_keras_model
-from imgclf.models.training import RunPaths, build_optimizer, compile_classifier
+from imgclf.models.training import (
+    RunPaths,
+    TrainingData,
+    build_optimizer,
+    compile_classifier,
+)
 
 # Fine-tuning keeps each phase's learning rate constant, as the book does.
 CONSTANT = ScheduleParams(name="constant", power=1.0, factor=1.0, every=1)
@@ -89,19 +95,23 @@ def _set_trainable_tree(model: keras.Model) -> None:
 def finetune_two_phases(
     strategy: tf.distribute.Strategy,
     backbone_path: Path,
-    train: tf.data.Dataset,
+    train: TrainingData,
     val: tf.data.Dataset,
     params: FinetuneParams,
     *,
     classes: int,
     steps_per_epoch: int,
     model_path: Path,
-    live: Path,
+    curves: Path,
     run_id: str,
     metadata: dict[str, Any],
 ) -> list[str]:
     """Warm the new head up with the body frozen, then train it with the body's top layers;
-    keep the best phase-2 epoch on val. Returns the backbone layers trained in phase 2."""
+    keep the best phase-2 epoch on val. Returns the backbone layers trained in phase 2.
+
+    The warm-up's state is kept until phase 2 ends: a run killed in phase 2 resumes there,
+    without training the warm-up again. Curves go to `curves`/warmup.csv and finetune.csv.
+    """
     run = {"steps_per_epoch": steps_per_epoch, "run_id": run_id}
     with strategy.scope():
         model = build_finetune_model(
@@ -118,19 +128,22 @@ def finetune_two_phases(
                 params.warmup_optimizer, CONSTANT, steps_per_epoch, params.warmup_epochs
             ),
         )
-    warmup = model_path.with_name(model_path.stem + ".warmup.keras")
+    warmup = RunPaths(
+        model_path.with_name(model_path.stem + ".warmup.keras"), curves / "warmup.csv"
+    )
     fit_with_strategy(
         strategy,
         model,
         train,
         val,
         epochs=params.warmup_epochs,
-        paths=RunPaths(warmup, live / "warmup"),
+        paths=warmup,
+        keep_state=True,
         **run,
     )
     with strategy.scope():
-        if warmup.exists():  # the best warm-up epoch; multi-worker models already hold it
-            model = load_keras_model(warmup)
+        if warmup.model.exists():  # the best warm-up epoch; multi-worker models already hold it
+            model = load_keras_model(warmup.model)
         trainable = unfreeze_top(model, params.unfreeze)
         compile_classifier(
             model, build_optimizer(params.optimizer, CONSTANT, steps_per_epoch, params.epochs)
@@ -141,9 +154,10 @@ def finetune_two_phases(
         train,
         val,
         epochs=params.epochs,
-        paths=RunPaths(model_path, live / "finetune"),
+        paths=RunPaths(model_path, curves / "finetune.csv"),
         metadata=metadata,
         **run,
     )
-    warmup.unlink(missing_ok=True)
+    shutil.rmtree(warmup.state, ignore_errors=True)
+    warmup.model.unlink(missing_ok=True)
     return trainable

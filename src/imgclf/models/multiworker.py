@@ -20,13 +20,13 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from dvclive import Live
-from dvclive.utils import standardize_metric_name
 
 from imgclf.errors import UserError
 from imgclf.fileio import atomic_output
+from imgclf.models.checkpoint import MONITOR
+from imgclf.models.curves import append_epoch
 from imgclf.models.modelmeta import write_metadata
-from imgclf.models.training import MONITOR, RunPaths, drop_live_summary
+from imgclf.models.training import RunPaths, TrainingData
 
 log = logging.getLogger("imgclf.models.multiworker")
 _ROLES = ("chief", "worker")
@@ -73,7 +73,7 @@ def is_chief() -> bool:
 def fit_multi_worker(
     strategy: tf.distribute.MultiWorkerMirroredStrategy,
     model: keras.Model,
-    train: tf.data.Dataset,
+    train: TrainingData,
     val: tf.data.Dataset,
     *,
     epochs: int,
@@ -81,10 +81,11 @@ def fit_multi_worker(
     paths: RunPaths,
     metadata: dict[str, Any] | None = None,
     verbose: int = 2,
+    keep_state: bool = False,
 ) -> int:
     """`fit_resumable` without the resume, on every worker at once. `model` is compiled by
-    `training.compile_classifier` inside `strategy.scope()`; `train` is endless and `val`
-    finite, both in global batches and the same on every worker (same seeds): each worker
+    `training.compile_classifier` inside `strategy.scope()`; `train(first_epoch=0)` is endless
+    and `val` finite, both in global batches and the same on every worker (same seeds): each worker
     keeps its share of every batch. Every worker's `model` ends with the best epoch's weights
     (only the chief has the file, so a later phase must go on from memory). Returns the number
     of epochs trained."""
@@ -93,39 +94,38 @@ def fit_multi_worker(
         shutil.rmtree(paths.state, ignore_errors=True)  # stale from an earlier run
         paths.state.mkdir(parents=True)
     work = paths.state if chief else Path(tempfile.mkdtemp(prefix="imgclf-worker-"))
-    live = Live(str(paths.live), dvcyaml=False, save_dvc_exp=False) if chief else None
-    batches = iter(strategy.experimental_distribute_dataset(_shard_by_data(train)))
+    batches = iter(strategy.experimental_distribute_dataset(_shard_by_data(train(first_epoch=0))))
     val_batches = strategy.experimental_distribute_dataset(_shard_by_data(val))
     try:
-        loop = _EpochLoop(strategy, model, live)
+        loop = _EpochLoop(strategy, model)
         for epoch in range(epochs):
             logs = loop.run_epoch(batches, steps_per_epoch, val_batches, work / "best.keras")
+            if chief:
+                append_epoch(work / "curves.csv", epoch, logs)
             if chief and verbose:
                 text = " - ".join(f"{name}: {value:.4f}" for name, value in logs.items())
                 log.info("epoch %d/%d - %s", epoch + 1, epochs, text)
         model.load_weights(work / "best.keras")
     finally:
-        if live is not None:
-            live.end()
         if not chief:
             shutil.rmtree(work)
     if chief:
-        drop_live_summary(paths.live)
         with atomic_output(paths.model) as temporary:
             shutil.copyfile(work / "best.keras", temporary)
             if metadata is not None:
                 write_metadata(temporary, metadata)
-        shutil.rmtree(work)
+        with atomic_output(paths.curves) as temporary:
+            shutil.copyfile(work / "curves.csv", temporary)
+        if not keep_state:
+            shutil.rmtree(work)
     return epochs
 
 
 class _EpochLoop:
-    """The distributed steps, and one epoch: train, validate, keep the best model, log."""
+    """The distributed steps, and one epoch: train, validate, keep the best model."""
 
-    def __init__(
-        self, strategy: tf.distribute.Strategy, model: keras.Model, live: Live | None
-    ) -> None:
-        self.strategy, self.model, self.live, self.best = strategy, model, live, -math.inf
+    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model) -> None:
+        self.strategy, self.model, self.best = strategy, model, -math.inf
         with strategy.scope():  # replicas cannot create variables: make the slots here
             model.optimizer.build(model.trainable_variables)
         self.average_statistics = statistics_averager(strategy, model)  # see the callback
@@ -141,13 +141,9 @@ class _EpochLoop:
         # Every worker sees the same all-reduced values, so all of them save or none does.
         if val_accuracy > self.best:
             self.best = val_accuracy
-            self.model.save(best)
-        logs = {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, MONITOR: val_accuracy}
-        if self.live is not None:
-            for name, value in logs.items():  # named as DVCLiveCallback names Keras' logs
-                self.live.log_metric(standardize_metric_name(name, "dvclive.keras"), value)
-            self.live.next_step()
-        return logs
+            with atomic_output(best) as temporary:
+                self.model.save(temporary)
+        return {"loss": loss, "accuracy": accuracy, "val_loss": val_loss, MONITOR: val_accuracy}
 
     def _train_replica(self, images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         model = self.model

@@ -5,6 +5,7 @@ classifier of the chosen architecture is trained on it, and its convolutional bo
 """
 
 import dataclasses
+import functools
 import hashlib
 import math
 from pathlib import Path
@@ -74,7 +75,13 @@ def build_pretraining_model(
 
 
 def pretrain_backbone(
-    arch: str, size: tuple[int, int], params: PretrainParams, *, seed: int, work: Path, live: Path
+    arch: str,
+    size: tuple[int, int],
+    params: PretrainParams,
+    *,
+    seed: int,
+    work: Path,
+    curves: Path,
 ) -> keras.Model:
     """Train `arch` on `params.source` (resumably) and return its body."""
     train_pack, val_pack, digest = pack_source(params, size, seed, work)
@@ -85,7 +92,8 @@ def pretrain_backbone(
         model, build_optimizer(params.optimizer, params.schedule, steps, params.epochs)
     )
     augmentation = build_augmentation(**dataclasses.asdict(params.augment), seed=seed)
-    train_data = training_dataset(
+    train_data = functools.partial(
+        training_dataset,
         train,
         batch_size=params.batch_size,
         seed=seed,
@@ -109,7 +117,7 @@ def pretrain_backbone(
         val_data,
         epochs=params.epochs,
         steps_per_epoch=steps,
-        paths=RunPaths(best, live),
+        paths=RunPaths(best, curves),
         run_id=run_id,
     )
     return body_of(keras.models.load_model(best, safe_mode=True))

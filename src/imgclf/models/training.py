@@ -1,17 +1,20 @@
-"""Compile and fit Keras models: optimizers, learning-rate schedules, determinism, and runs
-that survive an interruption.
+"""Compile and fit Keras models: optimizers, learning-rate schedules, and runs that survive an
+interruption and, resumed, end with the same bytes as if they had never stopped.
 
-A run keeps its resumable state in a folder beside the model (`<model>.state/`): Keras'
-`BackupAndRestore` checkpoint (weights, optimizer state, epoch), the best-on-val model so far
-and a fingerprint of the run's inputs and params. Restarted with the same fingerprint, the run
-continues from its last finished epoch and trains only the remaining ones (the book's "ctrl+c"
-method, made safe: a changed param or input starts afresh). A finished run removes its state.
+A run keeps its resumable state in a folder beside the model (`<model>.state/`, see
+`checkpoint`): after every epoch, the best-on-val model so far, the curves, then every
+variable of the model and its optimizer (Dropout's random state included), each written
+atomically. Restarted with the same fingerprint, the run restores them and trains only the
+remaining epochs on the batches those epochs would have had (`data.inputs` draws each epoch
+from the seed and the epoch number); a changed param or input starts afresh. A finished run
+removes its state.
 """
 
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,21 +22,11 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
 from imgclf.config import OptimizerParams, ScheduleParams
 from imgclf.fileio import atomic_output
+from imgclf.models.checkpoint import RunState
 from imgclf.models.modelmeta import write_metadata
-
-MONITOR = "val_accuracy"
-
-
-def set_seed(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow; with `deterministic`, also make ops repeatable."""
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
 
 
 def build_schedule(
@@ -83,10 +76,10 @@ def compile_classifier(model: keras.Model, optimizer: keras.optimizers.Optimizer
 
 @dataclass(frozen=True)
 class RunPaths:
-    """Where a training run writes: the best model, its DVCLive folder, its resumable state."""
+    """Where a training run writes: the best model, its curves (CSV), its resumable state."""
 
     model: Path
-    live: Path
+    curves: Path
 
     @property
     def state(self) -> Path:
@@ -94,15 +87,28 @@ class RunPaths:
 
 
 def fingerprint(params: dict[str, Any], inputs: Sequence[Path]) -> str:
-    """Identifies a run: its params and the identity (size, mtime) of its input files."""
+    """Identifies a run: its params, the identity (size, mtime) of its input files, and the
+    code that trains it (the library and the script being run), so that a killed run's state
+    is only ever resumed by the same run."""
     stats = {str(path): [path.stat().st_size, path.stat().st_mtime_ns] for path in inputs}
-    text = json.dumps({"params": params, "inputs": stats}, sort_keys=True, default=str)
+    code = hashlib.sha256()
+    script = Path(sys.argv[0])
+    for source in [*sorted(Path(__file__).parents[1].rglob("*.py")), script]:
+        if source.is_file():
+            code.update(source.read_bytes())
+    text = json.dumps(
+        {"params": params, "inputs": stats, "code": code.hexdigest()}, sort_keys=True, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# Called as train(first_epoch=k): endless training batches from epoch k on.
+TrainingData = Callable[..., tf.data.Dataset]
 
 
 def fit_resumable(
     model: keras.Model,
-    train: tf.data.Dataset,
+    train: TrainingData,
     val: tf.data.Dataset,
     *,
     epochs: int,
@@ -112,76 +118,32 @@ def fit_resumable(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     metadata: dict[str, Any] | None = None,
     verbose: int = 2,
+    keep_state: bool = False,
 ) -> int:
-    """Fit `model`, resuming an interrupted run with the same `run_id`; save the best-on-val
-    model to `paths.model`, with `metadata` stored inside it (see `modelmeta`). Returns the
-    number of epochs trained in this call."""
-    best = _prepare_state(paths, run_id)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        paths.state / "best.keras",
-        monitor=MONITOR,
-        mode="max",
-        save_best_only=True,
-        initial_value_threshold=best,
-    )
-    counter = _EpochCounter(paths.state / "best.json", checkpoint)
-    live = Live(str(paths.live), dvcyaml=False, save_dvc_exp=False, resume=True)
-    callbacks = [
-        *callbacks,
-        checkpoint,
-        counter,
-        DVCLiveCallback(live=live),
-        # Last, so that a saved epoch always has its best model and curve on disk.
-        keras.callbacks.BackupAndRestore(paths.state / "backup"),
-    ]
-    model.fit(
-        train,
-        validation_data=val,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,
-    )  # tf.data shuffles
+    """Fit `model` (compiled) for `epochs`, resuming an interrupted run with the same
+    `run_id`; write the best-on-val model to `paths.model`, with `metadata` inside it (see
+    `modelmeta`), and the curves to `paths.curves`. `train(first_epoch=k)` gives the batches
+    of epochs k, k + 1, ... `keep_state` keeps the finished state, so that a later phase can be
+    resumed without training this one again. Returns the number of epochs trained here."""
+    state = RunState(paths.state, run_id)
+    start = state.restore(model)
+    if start < epochs:
+        model.fit(
+            train(first_epoch=start),
+            validation_data=val,
+            initial_epoch=start,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[*callbacks, state.callback()],
+            verbose=verbose,
+            shuffle=False,  # tf.data shuffles
+        )
     with atomic_output(paths.model) as temporary:
-        shutil.copyfile(paths.state / "best.keras", temporary)
+        shutil.copyfile(state.best_model, temporary)
         if metadata is not None:
             write_metadata(temporary, metadata)
-    shutil.rmtree(paths.state)
-    drop_live_summary(paths.live)
-    return counter.epochs
-
-
-def drop_live_summary(live: Path) -> None:
-    """Remove DVCLive's `metrics.json` once a run is over: it repeats the curves' last rows,
-    and DVC's plots, which read every file of the curves' folder, cannot draw it. (A resumed
-    run needs it, so it stays while a run is unfinished.)"""
-    (live / "metrics.json").unlink(missing_ok=True)
-
-
-def _prepare_state(paths: RunPaths, run_id: str) -> float | None:
-    """Keep the state of an interrupted run with the same id; otherwise start clean.
-    Returns the best monitored value reached so far, if any."""
-    marker = paths.state / "run_id"
-    if not (marker.exists() and marker.read_text() == run_id):
-        shutil.rmtree(paths.state, ignore_errors=True)
-        shutil.rmtree(paths.live, ignore_errors=True)
-        paths.state.mkdir(parents=True)
-        marker.write_text(run_id)
-    record = paths.state / "best.json"
-    return json.loads(record.read_text())["best"] if record.exists() else None
-
-
-class _EpochCounter(keras.callbacks.Callback):
-    """Counts the epochs trained in this call and records the best value for a resume."""
-
-    def __init__(self, record: Path, checkpoint: keras.callbacks.ModelCheckpoint) -> None:
-        super().__init__()
-        self.record, self.checkpoint, self.epochs = record, checkpoint, 0
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.epochs += 1
-        best = self.checkpoint.best
-        if best is not None and best != float("-inf"):
-            with atomic_output(self.record) as temporary:
-                temporary.write_text(json.dumps({"best": float(best)}))
+    with atomic_output(paths.curves) as temporary:
+        shutil.copyfile(state.curves, temporary)
+    if not keep_state:
+        shutil.rmtree(paths.state)
+    return epochs - start

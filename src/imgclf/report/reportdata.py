@@ -1,5 +1,5 @@
 """What the report reads from a pipeline run, loaded and checked: data counts, per-model
-metrics, the backbone's metadata, DVCLive training curves and the most confident mistakes.
+metrics, the backbone's metadata, training curves and the most confident mistakes.
 
 Loaders of optional inputs return None (or an empty list) when the run did not produce them;
 a malformed input is a one-line `UserError` naming the file.
@@ -15,11 +15,12 @@ import pandas as pd
 from imgclf.data.hdf5io import PackReader, SplitPredictions, load_predictions
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv, read_json
+from imgclf.models.curves import read_curves
 from imgclf.models.modelmeta import read_metadata
 
 REQUIRED_METRICS = ("test.accuracy", "test.rank1", "test.macro_f1", "val.accuracy")
 CURVE_METRICS = ("loss", "accuracy")
-CURVE_SPLITS = {"train": "train", "eval": "val"}  # DVCLive's folder -> the report's name
+CURVE_SPLITS = {"": "train", "val_": "val"}  # column prefix -> the report's name
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ReportInputs:
     metrics: Path  # metrics/evaluation/models/ (one JSON per model)
     predictions: Path  # data/predictions/ (one .h5 per model)
     test_pack: Path  # data/processed/test.h5
-    training: Path  # plots/training/ (DVCLive folders)
+    training: Path  # plots/training/ (curves files)
     backbone: Path  # models/backbone.keras
     logreg_search: Path  # metrics/logreg_search.json
 
@@ -116,26 +117,18 @@ def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], lis
     return results, missing
 
 
-def load_curves(live: Path) -> Curves | None:
-    """A DVCLive folder's `plots/metrics/{train,eval}/{loss,accuracy}.tsv`; None if empty.
-
-    DVCLive's step 0 is the end of the first epoch, so epochs count from 1.
-    """
-    series = {}
-    for folder, split in CURVE_SPLITS.items():
-        for metric in CURVE_METRICS:
-            path = live / "plots" / "metrics" / folder / f"{metric}.tsv"
-            if not path.is_file():
-                continue
-            try:
-                table = pd.read_csv(path, sep="\t")
-                steps = table["step"].to_numpy(np.int64)
-                values = table[metric].to_numpy(np.float64)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, ValueError):
-                raise UserError(f"{path}: expected DVCLive columns step, {metric}") from None
-            if len(steps):
-                series[split, metric] = (steps + 1, values)
-    return Curves(series) if series else None
+def load_curves(path: Path) -> Curves | None:
+    """A run's curves file (`models.curves`); None if it is absent or has no epoch."""
+    if not path.is_file():
+        return None
+    frame = read_curves(path)
+    epochs = frame["epoch"].to_numpy(np.int64)
+    series = {
+        (split, metric): (epochs, frame[f"{prefix}{metric}"].to_numpy(np.float64))
+        for prefix, split in CURVE_SPLITS.items()
+        for metric in CURVE_METRICS
+    }
+    return Curves(series) if len(epochs) else None
 
 
 def join_phases(first: Curves, second: Curves) -> Curves:

@@ -121,17 +121,22 @@ class Family(NamedTuple):
     absent: str
 
 
+PHASES = ("warmup", "finetune")  # fine-tuning's curves files, in order
+
+
 def training_families(params: Params, training: Path, weights: str) -> list[Family]:
     """CNN seeds on one figure, fine-tuning's two phases joined, and the pretraining."""
     cnn = [
         (f"seed {seed}", curves)
         for seed in params.cnn.seeds
-        if (curves := load_curves(training / "cnn" / f"seed{seed}"))
+        if (curves := load_curves(training / "cnn" / f"seed{seed}.csv"))
     ]
-    warmup, tune = (load_curves(training / "finetune" / phase) for phase in ("warmup", "finetune"))
+    warmup, tune = (
+        load_curves(training / "finetune" / f"{phase}.csv") for phase in ("warmup", "finetune")
+    )
     boundary = warmup.epochs if warmup and tune else None
     finetune = join_phases(warmup, tune) if warmup and tune else warmup or tune
-    pretrain = load_curves(training / "backbone")
+    pretrain = load_curves(training / "backbone.csv")
     absent = f"No curves in this run (under {code(str(training))})."
     not_pretrained = f"No pretraining in this run ({code(f'backbone.weights: {weights}')})."
     return [

@@ -1,10 +1,12 @@
 """Classify image files with any model the pipeline trained.
 
     python -m imgclf.classify --model models/finetune.keras [--top-k 5] [--csv out.csv]
-        [--batch-size 64] PATH_OR_FOLDER ...
+        [--batch-size 64] [--fast] PATH_OR_FOLDER ...
 
-Any cnn, finetune or logreg model works: see `imgclf.serving.classifier` for how each is loaded and
-how images are prepared exactly as the pack stage prepared the training images.
+Any cnn, finetune or logreg model works: see `imgclf.serving.classifier` for how each is
+loaded and how images are prepared exactly as the pack stage prepared the training images.
+It runs the pipeline's deterministic kernels (`imgclf.models.runtime`), so the probabilities
+are the same on any machine; `--fast` runs the CPU's fastest ones instead.
 
 Folders are walked recursively, names sorted at every level, hidden files and folders
 skipped. Each image prints `path<TAB>label (0.913), label2 (0.051), ...` (its top k classes),
@@ -28,6 +30,7 @@ import numpy as np
 
 from imgclf.cli import run_stage
 from imgclf.fileio import atomic_output
+from imgclf.models.runtime import setup
 from imgclf.serving.classifier import classify_paths, load_classifier
 
 # Per-image errors then read `imgclf: error: <path>: <reason>`, like run_stage's one line.
@@ -113,12 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=_positive, default=5, help="classes per image")
     parser.add_argument("--csv", type=Path, help="write path,rank,label,probability here")
     parser.add_argument("--batch-size", type=_positive, default=64, help="images per batch")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="the CPU's fastest kernels; by default the pipeline's deterministic ones, so the "
+        "probabilities are the same on any machine",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH_OR_FOLDER")
     return parser
 
 
 def _run(argv: Sequence[str] | None) -> None:
     args = build_parser().parse_args(argv)
+    setup(0, deterministic=not args.fast)
     classifier = load_classifier(args.model)
     results = classify_paths(classifier, iter_inputs(args.paths), args.batch_size)
     if args.csv is None:

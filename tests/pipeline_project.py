@@ -1,0 +1,139 @@
+"""A copy of the real pipeline (dvc.yaml, stages, library) in a temporary git + DVC
+repository, with tiny images and its own params.yaml: what the end-to-end tests run."""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO, repo_params_dict, write_image_folder
+
+SPLITS = ("train", "val", "test")
+OUTPUTS = [
+    "data/interim/manifest.csv",
+    "data/interim/rejected.csv",
+    "data/interim/splits.csv",
+    "data/processed/means.json",
+    "data/predictions/cnn/seed0.h5",
+    "data/predictions/ensemble.h5",
+    "data/predictions/logreg.h5",
+    "data/predictions/finetune.h5",
+    "metrics/evaluation/models/ensemble.json",
+    "metrics/evaluation/summary.json",
+    *(f"data/features/{split}.h5" for split in SPLITS),
+    *(f"data/processed/{split}.h5" for split in SPLITS),
+    "metrics/index.json",
+    "metrics/split.json",
+    # Models too: training is deterministic and the files hold no save time.
+    "models/backbone.keras",
+    "models/cnn/seed0.keras",
+    "models/finetune.keras",
+    "models/logreg.skops",
+]
+
+
+class Project:
+    """A copy of the pipeline in `root`, with tiny images and its own params.yaml."""
+
+    def __init__(self, root: Path, template: "Project | None" = None) -> None:
+        """A new project in `root`, or a copy of `template` (a built one saves minutes)."""
+        self.root = root
+        self.first_run: list[str] = []  # the stages the first `repro` ran (set by fixtures)
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        # Where stage processes record the params they read, if `record_params` was called.
+        self.params_log = root.with_name(root.name + "-params-read")
+        if template is not None:
+            shutil.copytree(template.root, root, symlinks=True)
+            return
+        root.mkdir(parents=True)
+        for name in ("dvc.yaml", ".dvcignore", "stages", "src"):
+            source = REPO / name
+            copy = shutil.copytree if source.is_dir() else shutil.copy2
+            copy(source, root / name)
+        write_image_folder(root / "data" / "images")
+        write_image_folder(root / "data" / "source", per_class=6)
+        params = repo_params_dict()
+        params["base"]["image_size"] = [24, 24]
+        params["data"]["source"] = "data/images"
+        params["split"].update(val=0.25, test=0.25)
+        params["pack"]["batch_size"] = 5
+        params["cnn"].update(seeds=[0], crop=[20, 20], epochs=2, batch_size=8)
+        params["backbone"]["pretrain"].update(
+            source="data/source", epochs=1, batch_size=8, val=0.2
+        )
+        params["logreg"].update(C=[0.1, 1.0], folds=2)
+        params["finetune"].update(batch_size=8, warmup_epochs=1, epochs=1, unfreeze=4)
+        self.write_params(params)
+        self.command("git", "init", "-q")
+        self.dvc("init", "-q")
+        self.dvc("config", "core.analytics", "false")
+        # DVCLive cannot run in a repository without commits (it asks git for HEAD).
+        self.commit("pipeline")
+
+    def record_params(self) -> None:
+        """Have every stage process this project runs record the params keys it reads
+        (tests/pipeline/recorder/sitecustomize.py)."""
+        recorder = REPO / "tests" / "pipeline" / "recorder"
+        self.env = {**self.env, "PYTHONPATH": str(recorder)}
+        self.env["IMGCLF_TEST_PARAMS_LOG"] = str(self.params_log)
+
+    def commit(self, message: str) -> None:
+        self.command("git", "add", "-A")
+        self.command(
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "-qm",
+            message,
+        )
+
+    def write_params(self, params: dict) -> None:
+        (self.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+    def update_params(self, section: str, **values: object) -> None:
+        params = yaml.safe_load((self.root / "params.yaml").read_text(encoding="utf-8"))
+        params[section].update(values)
+        self.write_params(params)
+
+    def command(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            args,
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.command(*self.dvc_argv(*args), check=check)
+
+    def repro(self, *targets: str) -> list[str]:
+        """Run `dvc repro`; return the stages that actually ran."""
+        return re.findall(r"Running stage '([^']+)'", self.dvc("repro", *targets).stdout)
+
+    def digests(self) -> dict[str, str]:
+        return {
+            name: hashlib.sha256((self.root / name).read_bytes()).hexdigest() for name in OUTPUTS
+        }
+
+    def dvc_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "dvc", *args]
+
+    def stage_command(self, stage: str) -> str:
+        """The shell command of a stage as dvc.yaml writes it (`name@item` for foreach)."""
+        name, _, item = stage.partition("@")
+        spec = yaml.safe_load((self.root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+        command = spec[name].get("do", spec[name])["cmd"]
+        return command.replace("${item}", item)
