@@ -6,9 +6,10 @@ import logging
 import shutil
 from pathlib import Path
 
+import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.fileio import atomic_output, write_csv
+from imgclf.fileio import atomic_output, remove_stale, write_csv
 from imgclf.models.backbones import build_backbone
 from imgclf.models.curves import empty_curves
 from imgclf.models.modelmeta import write_metadata
@@ -23,6 +24,12 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, required=True, help="backbone (.keras)")
     parser.add_argument("--curves", type=Path, required=True, help="pretraining curves (CSV)")
+    parser.add_argument(
+        "--pretrain-packs", type=Path, required=True, help="folder of the pretraining packs"
+    )
+    parser.add_argument(
+        "--pretrain-splits", type=Path, required=True, help="folder of the pretraining splits"
+    )
     args = parser.parse_args()
 
     params = load_params(args.params)
@@ -32,10 +39,20 @@ def main() -> None:
     if spec.weights == "pretrain":
         work = args.out.with_name(args.out.name + ".work")
         body = pretrain_backbone(
-            spec.arch, size, spec.pretrain, seed=params.base.seed, work=work, curves=args.curves
+            spec.arch,
+            size,
+            spec.pretrain,
+            seed=params.base.seed,
+            packs=args.pretrain_packs,
+            work=work,
+            curves=args.curves,
         )
         shutil.rmtree(work)
     else:
+        # Left from a run that pretrained: no stage makes them now (see fileio.remove_stale).
+        for folder in (args.pretrain_packs, args.pretrain_splits):
+            if removed := remove_stale(folder, keep=()):
+                log.info("removed %s from %s: no longer pretraining", ", ".join(removed), folder)
         write_csv(args.curves, empty_curves())  # no pretraining: curves without a row
         body = build_backbone(spec.arch, (*size, 3), spec.weights)
         if spec.weights == "none":

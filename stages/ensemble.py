@@ -4,10 +4,12 @@ import argparse
 import logging
 from pathlib import Path
 
+import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_predictions, save_predictions
 from imgclf.evaluation.ensembling import average_predictions
+from imgclf.fileio import remove_stale
 
 log = logging.getLogger("imgclf.ensemble")
 
@@ -17,9 +19,12 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--predictions", type=Path, required=True, help="predictions folder")
     parser.add_argument("--out", type=Path, required=True, help="ensemble predictions (.h5)")
+    parser.add_argument("--models", type=Path, required=True, help="the cnn models' folder")
     args = parser.parse_args()
 
-    names = load_params(args.params).ensemble_members()
+    params = load_params(args.params)
+    remove_dropped_seeds(params.cnn.seeds, args.predictions / "cnn", args.models)
+    names = params.ensemble_members()
     loaded = [load_predictions(args.predictions / f"{name}.h5") for name in names]
     label_names = loaded[0][1]
     averaged = average_predictions([splits for splits, _ in loaded], names)
@@ -27,6 +32,21 @@ def main() -> None:
     for split, predictions in averaged.items():
         accuracy = (predictions.probabilities.argmax(axis=1) == predictions.labels).mean()
         log.info("ensemble of %d: %s accuracy %.4f", len(names), split, accuracy)
+
+
+def remove_dropped_seeds(seeds: tuple[int, ...], predictions: Path, models: Path) -> None:
+    """The predictions, models and training states of seeds no longer in cnn.seeds (no stage
+    makes them now): gone before DVC hashes this stage's dependencies, so the lock holds
+    what a fresh clone has."""
+    kept = {
+        predictions: [f"seed{seed}.h5" for seed in seeds],
+        models: [
+            name for seed in seeds for name in (f"seed{seed}.keras", f"seed{seed}.keras.state")
+        ],
+    }
+    for folder, keep in kept.items():
+        if removed := remove_stale(folder, keep):
+            log.info("removed what dropped seeds left in %s: %s", folder, ", ".join(removed))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import argparse
 import logging
 from pathlib import Path
 
+import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_predictions

@@ -8,6 +8,7 @@ import logging
 import math
 from pathlib import Path
 
+import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset

@@ -1,9 +1,11 @@
-"""Stage pack: resize one split's images aspect-aware and write them to an HDF5 pack."""
+"""Stage pack: resize one split's images aspect-aware and write them to an HDF5 pack; each file
+is checked against the content hash that `index` recorded as it is read."""
 
 import argparse
 import logging
 from pathlib import Path
 
+import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.packing import pack_split
@@ -17,17 +19,18 @@ log = logging.getLogger("imgclf.pack")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--source", type=Path, required=True, help="the image folder")
     parser.add_argument("--splits", type=Path, required=True)
     parser.add_argument("--split", choices=SPLITS, required=True)
     parser.add_argument("--out", type=Path, required=True, help="HDF5 pack")
     args = parser.parse_args()
 
     params = load_params(args.params)
-    splits = read_csv(args.splits, ["path", "label", "split", "width", "height"])
+    splits = read_csv(args.splits, ["path", "label", "split", "width", "height", "md5"])
     count = pack_split(
         splits,
         args.split,
-        Path(params.data.source),
+        args.source,
         args.out,
         size=params.base.image_size,
         params=params.pack,

@@ -4,8 +4,10 @@ import argparse
 import logging
 from pathlib import Path
 
+import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
+from imgclf.fileio import remove_stale
 from imgclf.report.reportdata import ReportInputs
 from imgclf.report.reporting import build_report
 
@@ -37,6 +39,11 @@ def main() -> None:
         parser.error(f"--mistakes {args.mistakes}: expected at least 1")
 
     params = load_params(args.params)
+    # Curves of seeds no longer in cnn.seeds (no stage makes them now): gone before DVC
+    # hashes plots/training, so the lock holds what a fresh clone has.
+    keep = [f"seed{seed}.csv" for seed in params.cnn.seeds]
+    if removed := remove_stale(args.training / "cnn", keep):
+        log.info("removed the curves of dropped seeds: %s", ", ".join(removed))
     inputs = ReportInputs(**{name: getattr(args, name) for name in paths})
     report = build_report(params, inputs, args.out, mistakes=args.mistakes)
     log.info("report written to %s", report)

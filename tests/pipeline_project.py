@@ -2,17 +2,22 @@
 repository, with tiny images and its own params.yaml: what the end-to-end tests run."""
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from conftest import REPO, repo_params_dict, write_image_folder
 
+# The folder of the pretraining packs is in git, as the backbone stage's dependency.
+PRETRAIN_PLACEHOLDER = "data/processed/pretrain/.gitignore"
 SPLITS = ("train", "val", "test")
 OUTPUTS = [
     "data/interim/manifest.csv",
@@ -29,6 +34,12 @@ OUTPUTS = [
     *(f"data/processed/{split}.h5" for split in SPLITS),
     "metrics/index.json",
     "metrics/split.json",
+    "metrics/logreg_search.json",
+    "data/interim/pretrain/splits.csv",
+    *(f"data/processed/pretrain/{split}.h5" for split in ("train", "val")),
+    "plots/training/cnn/seed0.csv",
+    "plots/training/backbone.csv",
+    "reports/report.md",
     # Models too: training is deterministic and the files hold no save time.
     "models/backbone.keras",
     "models/cnn/seed0.keras",
@@ -51,10 +62,11 @@ class Project:
             shutil.copytree(template.root, root, symlinks=True)
             return
         root.mkdir(parents=True)
-        for name in ("dvc.yaml", ".dvcignore", "stages", "src"):
-            source = REPO / name
+        for name in ("dvc.yaml", ".dvcignore", "stages", "src", PRETRAIN_PLACEHOLDER):
+            source, target = REPO / name, root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
             copy = shutil.copytree if source.is_dir() else shutil.copy2
-            copy(source, root / name)
+            copy(source, target)
         write_image_folder(root / "data" / "images")
         write_image_folder(root / "data" / "source", per_class=6)
         params = repo_params_dict()
@@ -64,7 +76,7 @@ class Project:
         params["pack"]["batch_size"] = 5
         params["cnn"].update(seeds=[0], crop=[20, 20], epochs=2, batch_size=8)
         params["backbone"]["pretrain"].update(
-            source="data/source", epochs=1, batch_size=8, val=0.2
+            sources=["data/source"], epochs=1, batch_size=8, val=0.2
         )
         params["logreg"].update(C=[0.1, 1.0], folds=2)
         params["finetune"].update(batch_size=8, warmup_epochs=1, epochs=1, unfreeze=4)
@@ -132,8 +144,38 @@ class Project:
         return [sys.executable, "-m", "dvc", *args]
 
     def stage_command(self, stage: str) -> str:
-        """The shell command of a stage as dvc.yaml writes it (`name@item` for foreach)."""
-        name, _, item = stage.partition("@")
-        spec = yaml.safe_load((self.root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-        command = spec[name].get("do", spec[name])["cmd"]
-        return command.replace("${item}", item)
+        """A stage's shell command, as DVC resolved it when it last ran (from dvc.lock)."""
+        lock = yaml.safe_load((self.root / "dvc.lock").read_text(encoding="utf-8"))
+        return lock["stages"][stage]["cmd"]
+
+
+QUEUE_TIMEOUT_S = 600  # a hang guard, not a speed claim
+
+
+def run_queue(project: Project, names: list[str]) -> None:
+    """`dvc queue start`, then wait until the queued experiments `names` all succeeded."""
+    project.dvc("queue", "start")  # returns at once; its workers run the experiments
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while re.search(r"\b(Queued|Running)\b", status := project.dvc("queue", "status").stdout):
+        assert time.monotonic() < deadline, f"queue still busy:\n{status}"
+        time.sleep(2)
+    assert all(re.search(rf"{name}\b.*\bSuccess\b", status) for name in names), status
+
+
+def experiments(project: Project) -> dict[str, dict[str, Any]]:
+    """`dvc exp show --json` as {name: {"params": params.yaml, "metrics": {file: values}}}.
+
+    The baseline is named by its branch. (DVC 3.67 keeps every param in the JSON even with
+    --only-changed; only the tables drop the unchanged ones.)
+    """
+    table = json.loads(project.dvc("exp", "show", "--only-changed", "--json").stdout)
+    found = {}
+    for baseline in table:
+        revs = [rev for group in baseline.get("experiments") or [] for rev in group["revs"]]
+        for experiment in [baseline, *revs]:
+            data = experiment["data"]
+            found[experiment["name"] or experiment["rev"]] = {
+                "params": data["params"]["params.yaml"]["data"],
+                "metrics": {name: file["data"] for name, file in data["metrics"].items()},
+            }
+    return found

@@ -52,6 +52,12 @@ def test_repo_params_load() -> None:
         ("train", {"strategy": "horovod"}, "expected one of default, mirrored, multi_worker"),
         ("cnn", {"crop": [40, 28]}, "cnn.crop = [40, 28] is not allowed; expected at most"),
         ("cnn", {"seeds": []}, "cnn.seeds = []"),
+        ("backbone", {"weights": "imagenet"}, "backbone.pretrain.sources = ['data/sample/sou"),
+        (
+            "backbone",
+            {"pretrain": {**repo_params_dict()["backbone"]["pretrain"], "sources": []}},
+            "backbone.pretrain.sources = [] is not allowed; expected one folder",
+        ),
         ("cnn", {"seeds": [1, 1]}, "distinct seeds"),
         ("cnn", {"arch": "vgg99"}, "expected one of minivggnet, alexnet"),
         (

@@ -212,7 +212,10 @@ class CnnParams(Section):
 class PretrainParams(Section):
     """Training the backbone on a source image folder (`backbone.weights: pretrain`)."""
 
-    source: str  # class-per-subfolder images, disjoint from data.source
+    # The class-per-subfolder image folder to pretrain on, disjoint from data.source, as a
+    # list: [] unless backbone.weights is pretrain, so that DVC has no pretraining stages
+    # (and reads no folder for them) when they are not needed.
+    sources: tuple[str, ...]
     val: float = field(metadata=bounds(0, 1, open_low=True, open_high=True))
     epochs: int = field(metadata=bounds(1, 100_000))
     batch_size: int = field(metadata=bounds(1, 100_000))
@@ -247,6 +250,15 @@ class BackboneParams(Section):
         if not self.weights:
             raise InvalidParam(
                 "weights", self.weights, "imagenet, pretrain, none or a weights file path"
+            )
+        sources = list(self.pretrain.sources)
+        if self.weights == "pretrain" and len(sources) != 1:
+            raise InvalidParam("pretrain.sources", sources, "one folder, e.g. [data/source]")
+        if self.weights != "pretrain" and sources:
+            raise InvalidParam(
+                "pretrain.sources",
+                sources,
+                f"[] with weights = {self.weights} (DVC would read the folder for nothing)",
             )
 
 

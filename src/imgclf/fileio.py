@@ -7,7 +7,8 @@ so a killed stage never leaves a file that looks valid.
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,26 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:
+    """Delete what `folder` holds besides the names in `keep` (and DVC's .gitignore): the
+    outputs of stages that params no longer make, such as a seed dropped from cnn.seeds.
+
+    The stage that reads `folder` as a dependency calls this before DVC hashes it, so the
+    lock records what a fresh clone would have. Returns the names removed, sorted."""
+    if not folder.is_dir():
+        return []
+    stale = sorted(
+        path.name for path in folder.iterdir() if path.name not in {*keep, ".gitignore"}
+    )
+    for name in stale:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return stale
 
 
 def write_json(path: Path | str, data: dict[str, Any]) -> None:

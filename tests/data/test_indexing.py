@@ -26,10 +26,10 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     return state
 
 
-def test_folder_labels_sorted_with_sizes(image_folder: Path) -> None:
+def test_folder_labels_sorted_with_sizes_and_hashes(image_folder: Path) -> None:
     index = build_index(data_params(image_folder))
     manifest = index.manifest
-    assert list(manifest.columns) == ["path", "label", "width", "height"]
+    assert list(manifest.columns) == ["path", "label", "width", "height", "md5"]
     assert len(manifest) == 3 * 8 and index.rejected.empty
     assert manifest["path"].tolist() == sorted(manifest["path"])
     assert set(manifest["label"]) == set(CLASSES)
@@ -40,6 +40,8 @@ def test_folder_labels_sorted_with_sizes(image_folder: Path) -> None:
     first = manifest.iloc[0]
     height, width = cv2.imread(str(image_folder / first.path)).shape[:2]
     assert (first.width, first.height) == (width, height)
+    # The MD5 of the file's bytes, as DVC would hash the file.
+    assert first.md5 == hashlib.md5((image_folder / first.path).read_bytes()).hexdigest()
     assert index.summary() == {"images": 24, "rejected": 0, "classes": 3}
 
 
@@ -51,6 +53,8 @@ def test_bad_files_are_rejected_with_reasons(image_folder: Path, tmp_path: Path)
     )
     (image_folder / "stray.jpg").write_bytes((image_folder / "cat" / "cat_00.jpg").read_bytes())
     (image_folder / "fox" / ".DS_Store").write_bytes(b"\0\1")
+    (image_folder / "fox" / "Thumbs.db").write_bytes(b"\0\1")  # skipped, not rejected
+    (image_folder / "dog" / "desktop.ini").write_text("[.ShellClassInfo]")
     (image_folder / ".hidden").mkdir()
     write_image_folder(image_folder / ".hidden", per_class=1)
     outside = tmp_path / "outside.jpg"

@@ -83,12 +83,27 @@ def test_seed_changes_only_the_order(image_folder: Path, tmp_path: Path) -> None
         assert first.paths != second.paths and sorted(first.paths) == sorted(second.paths)
 
 
-def test_image_broken_after_indexing_fails_cleanly(image_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # Same size, other bytes: the hash that index recorded catches it.
+        (
+            lambda path: path.write_bytes(bytes(255 - byte for byte in path.read_bytes())),
+            r"its content changed after `index` read it; run `dvc repro` again",
+        ),
+        (lambda path: path.write_bytes(b"broken"), r"its content changed after `index`"),
+        (lambda path: path.unlink(), r"cannot read file \(No such file or directory\)"),
+    ],
+    ids=["edited", "broken", "removed"],
+)
+def test_image_changed_after_indexing_fails_cleanly(
+    image_folder: Path, tmp_path: Path, change, expected: str
+) -> None:
     splits = make_splits(image_folder)
     victim = splits[splits["split"] == "val"]["path"].iloc[0]
-    (image_folder / victim).write_bytes(b"broken")
+    change(image_folder / victim)
     params = make_params(pack={"batch_size": 2}).pack
-    with pytest.raises(UserError, match=f"{victim}: not a decodable image"):
+    with pytest.raises(UserError, match=f"{victim}: {expected}"):
         pack_split(splits, "val", image_folder, tmp_path / "val.h5", SIZE, params, 0, 2)
     assert list(tmp_path.glob("*val.h5*")) == []
 

@@ -1,26 +1,41 @@
-"""Pretraining a backbone on a source folder: packs the source, trains, keeps the body."""
+"""Pretraining a backbone on packs of a source folder (made as the pretrain_index and pack
+stages make them): trains, keeps the body, and writes its curves."""
 
 from pathlib import Path
 
 import keras
 
 from conftest import make_params, write_image_folder
+from imgclf.config import DataParams, PackParams
+from imgclf.data.indexing import build_index
+from imgclf.data.packing import pack_split
+from imgclf.data.splitting import split_train_val
 from imgclf.models.architectures import BODY_OUTPUT
 from imgclf.models.curves import read_curves
 from imgclf.models.pretraining import pretrain_backbone
 
 
+def pretraining_packs(source: Path, packs: Path, size: tuple[int, int]) -> None:
+    folder = DataParams(str(source), "folder", "(?P<label>.+)", "labels.csv", 1.0)
+    splits = split_train_val(build_index(folder).manifest, val=0.2, seed=0)
+    for split in ("train", "val"):
+        pack_split(splits, split, source, packs / f"{split}.h5", size, PackParams(8, "area"), 0, 1)
+
+
 def test_pretrain_returns_a_trained_body(tmp_path: Path) -> None:
-    source = write_image_folder(tmp_path / "source", per_class=10)
+    pretraining_packs(write_image_folder(tmp_path / "source", per_class=10), tmp_path, (16, 16))
     base = make_params().backbone.pretrain
-    params = type(base)(
-        **{**base.__dict__, "source": str(source), "epochs": 2, "batch_size": 8, "val": 0.2}
-    )
+    params = type(base)(**{**base.__dict__, "epochs": 2, "batch_size": 8, "val": 0.2})
     body = pretrain_backbone(
-        "minivggnet", (16, 16), params, seed=0, work=tmp_path / "work", curves=tmp_path / "c.csv"
+        "minivggnet",
+        (16, 16),
+        params,
+        seed=0,
+        packs=tmp_path,
+        work=tmp_path / "work",
+        curves=tmp_path / "c.csv",
     )
     assert body.layers[-1].name == BODY_OUTPUT and len(body.output_shape) == 4
-    assert (tmp_path / "work/train.h5").exists() and (tmp_path / "work/val.h5").exists()
     assert read_curves(tmp_path / "c.csv")["epoch"].tolist() == [1, 2]
     body.save(tmp_path / "body.keras")
     assert (

@@ -6,18 +6,15 @@ from its clean HEAD (experiments stay in their refs).
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from pipeline_project import Project
+from pipeline_project import Project, experiments, run_queue
 
 pytestmark = pytest.mark.slow
-
-_QUEUE_TIMEOUT_S = 600
 
 
 def exp_run(project: Project, *args: str) -> tuple[str, list[str]]:
@@ -25,25 +22,6 @@ def exp_run(project: Project, *args: str) -> tuple[str, list[str]]:
     output = project.dvc("exp", "run", *args).stdout
     (name,) = re.findall(r"Ran experiment\(s\): (\S+)", output)
     return name, re.findall(r"Running stage '([^']+)'", output)
-
-
-def experiments(project: Project) -> dict[str, dict[str, Any]]:
-    """`dvc exp show --json` as {name: {"params": params.yaml, "metrics": {file: values}}}.
-
-    The baseline is named by its branch. (DVC 3.67 keeps every param in the JSON even with
-    --only-changed; only the tables drop the unchanged ones.)
-    """
-    table = json.loads(project.dvc("exp", "show", "--only-changed", "--json").stdout)
-    found = {}
-    for baseline in table:
-        revs = [rev for group in baseline.get("experiments") or [] for rev in group["revs"]]
-        for experiment in [baseline, *revs]:
-            data = experiment["data"]
-            found[experiment["name"] or experiment["rev"]] = {
-                "params": data["params"]["params.yaml"]["data"],
-                "metrics": {name: file["data"] for name, file in data["metrics"].items()},
-            }
-    return found
 
 
 def markdown_rows(table: str) -> list[dict[str, str]]:
@@ -105,13 +83,7 @@ def test_a_queued_sweep_runs_every_value_and_applies(project: Project) -> None:
     queued = project.dvc("exp", "run", "--queue", "-S", "logreg.folds=2,3").stdout
     names = re.findall(r"Queued experiment '([^']+)'", queued)
     assert len(names) == 2
-    # `dvc queue start` returns at once; its workers run the experiments one by one.
-    project.dvc("queue", "start")
-    deadline = time.monotonic() + _QUEUE_TIMEOUT_S
-    while re.search(r"\b(Queued|Running)\b", status := project.dvc("queue", "status").stdout):
-        assert time.monotonic() < deadline, f"queue still busy:\n{status}"
-        time.sleep(2)
-    assert all(re.search(rf"{name}\b.*\bSuccess\b", status) for name in names), status
+    run_queue(project, names)
 
     shown = experiments(project)
     folds = {shown[name]["params"]["logreg"]["folds"]: name for name in names}

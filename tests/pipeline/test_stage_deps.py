@@ -2,6 +2,7 @@
 stages it affects and no others: every module a stage imports, directly or not, with the
 package `__init__.py` files Python runs on the way (relative imports included)."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -36,3 +37,21 @@ def test_deps_list_every_file_the_stage_runs(name: str, stage: dict) -> None:
     script = re.search(r"python (stages/\w+\.py)", stage["cmd"]).group(1)
     assert script in stage["deps"]
     assert relative(listed_files(stage["deps"])) == relative(imported_files(REPO / script))
+
+
+@pytest.mark.parametrize(("name", "stage"), stages(), ids=[name for name, _ in stages()])
+def test_stages_import_their_own_checkout_first(name: str, stage: dict) -> None:
+    """`import _workspace` comes before any imgclf import (and is a dependency): a queued
+    experiment's copy of the repository then runs its own library, not the original's."""
+    script = REPO / re.search(r"python (stages/\w+\.py)", stage["cmd"]).group(1)
+    assert "stages/_workspace.py" in stage["deps"]
+    imports = [
+        node
+        for node in ast.parse(script.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    names = [
+        node.module if isinstance(node, ast.ImportFrom) else node.names[0].name for node in imports
+    ]
+    first_library = next(i for i, name in enumerate(names) if name.startswith("imgclf"))
+    assert "_workspace" in names[:first_library]

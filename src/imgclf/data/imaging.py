@@ -4,6 +4,7 @@ Everything downstream sees one format: (H, W, 3) uint8 in RGB order. OpenCV deco
 so the conversion happens here and nowhere else.
 """
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -165,27 +166,43 @@ def load_like_pack(path: Path | str, size: tuple[int, int], interpolation: str) 
     return to_rgb(resize_aspect_aware(image, size, interpolation))
 
 
+class ChangedError(ImageError):
+    """A file whose bytes are no longer those that `index` hashed."""
+
+
+def content_hash(data: np.ndarray) -> str:
+    """The MD5 of a file's bytes, as `index` records it (and as DVC hashes files)."""
+    return hashlib.md5(data).hexdigest()
+
+
 def load_batch(
-    tasks: Sequence[tuple[str, int]], size: tuple[int, int], interpolation: str
+    tasks: Sequence[tuple[str, int, str]], size: tuple[int, int], interpolation: str
 ) -> np.ndarray:
-    """(n, *size, 3) uint8 RGB from (path, JPEG reduction) tasks: a worker's unit of work.
-    Raises ImageError naming the file that failed."""
+    """(n, *size, 3) uint8 RGB from (path, JPEG reduction, content hash) tasks: a worker's
+    unit of work. Raises ImageError naming the file that failed, ChangedError if its bytes
+    differ from the hash."""
     images = np.empty((len(tasks), *size, 3), dtype=np.uint8)
-    for index, (path, reduce) in enumerate(tasks):
+    for index, (path, reduce, expected) in enumerate(tasks):
         try:
-            images[index] = load_resized(path, size, interpolation, reduce)
+            data = _read_bytes(path)
+            if content_hash(data) != expected:
+                raise ChangedError("its content changed after `index` read it")
+            image = resize_aspect_aware(_decode_native(data, reduce), size, interpolation)
+            images[index] = to_rgb(image)
         except ImageError as error:
-            raise ImageError(f"{path}: {error}") from None
+            raise type(error)(f"{path}: {error}") from None
     return images
 
 
-def image_sizes(paths: Sequence[str]) -> list[tuple[int, int] | str]:
-    """(width, height) of each decoded image, or the reason it cannot be used."""
-    sizes: list[tuple[int, int] | str] = []
+def image_facts(paths: Sequence[str]) -> list[tuple[int, int, str] | str]:
+    """(width, height, content hash) of each image, from one read and one decode of the
+    file, or the reason it cannot be used."""
+    facts: list[tuple[int, int, str] | str] = []
     for path in paths:
         try:
-            height, width = read_image(path).shape[:2]
-            sizes.append((width, height))
+            data = _read_bytes(path)
+            height, width = _decode_native(data, 1).shape[:2]
+            facts.append((width, height, content_hash(data)))
         except ImageError as error:
-            sizes.append(str(error))
-    return sizes
+            facts.append(str(error))
+    return facts

@@ -1,9 +1,13 @@
-"""Find every image under a source folder, label it, and check that it decodes.
+"""Find every image under a source folder, label it, check that it decodes, and record its
+size and the MD5 of its bytes.
 
 Labels come from the first folder level (class-per-subfolder), from a regex on the file
 name (Kaggle's `cat.123.jpg`), or from a CSV manifest `path,label`. Anything that is not a
-usable image is listed with its reason instead of stopping the run; hidden files are ignored.
-The source folder is only ever read.
+usable image is listed with its reason instead of stopping the run; hidden files and the
+operating systems' own files (Thumbs.db, desktop.ini) are ignored.
+The source folder is only ever read. `index` is the only stage that depends on the folder:
+the hashes carry its content through the manifest and the splits to `pack`, which checks
+them as it reads, so one walk of the folder per `dvc status` is enough.
 """
 
 import os
@@ -15,13 +19,16 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from imgclf.config import DataParams
-from imgclf.data.imaging import image_sizes
+from imgclf.data.imaging import image_facts
 from imgclf.data.parallel import ordered_map
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv
 
-MANIFEST_COLUMNS = ["path", "label", "width", "height"]
+MANIFEST_COLUMNS = ["path", "label", "width", "height", "md5"]
 REJECTED_COLUMNS = ["path", "reason"]
+# Files that operating systems drop into image folders; skipped like hidden files (and listed
+# in .dvcignore, so that DVC does not rerun index for them either).
+OS_FILES = {"thumbs.db", "desktop.ini"}
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,8 @@ def build_index(params: DataParams, workers: int = 1) -> Index:
     else:
         labelled, rejected = _labels_from_walk(root, params)
     checked = _check_decodes(root, labelled, workers)
-    rejected += [(path, size) for path, _, size in checked if isinstance(size, str)]
-    rows = [(path, label, *size) for path, label, size in checked if not isinstance(size, str)]
+    rejected += [(path, facts) for path, _, facts in checked if isinstance(facts, str)]
+    rows = [(path, label, *facts) for path, label, facts in checked if not isinstance(facts, str)]
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("path")
     rejected_frame = pd.DataFrame(rejected, columns=REJECTED_COLUMNS).sort_values("path")
     if manifest.empty:
@@ -94,7 +101,7 @@ def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
                 subfolders.remove(name)
                 yield _relative(root, folder, name), "symbolic link to a folder (not followed)"
         for name in sorted(files):
-            if not name.startswith("."):
+            if not name.startswith(".") and name.lower() not in OS_FILES:
                 full = os.path.join(folder, name)
                 yield _relative(root, folder, name), _file_problem(full, real_root)
 
@@ -136,12 +143,13 @@ def _labels_from_csv(root: Path, manifest: str) -> tuple[list, list]:
 
 def _check_decodes(
     root: Path, labelled: list[tuple[str, str]], workers: int
-) -> list[tuple[str, str, tuple[int, int] | str]]:
-    """Decode every file once; return (path, label, (width, height) or rejection reason)."""
+) -> list[tuple[str, str, tuple[int, int, str] | str]]:
+    """Read and decode every file once; return (path, label, (width, height, content hash)
+    or the rejection reason)."""
     paths = [str(root / path) for path, _ in labelled]
-    sizes: list[tuple[int, int] | str] = []
+    sizes: list[tuple[int, int, str] | str] = []
     for chunk in ordered_map(
-        image_sizes,
+        image_facts,
         paths,
         chunk_size=32,
         workers=workers,

@@ -14,7 +14,7 @@ import pandas as pd
 
 from imgclf.config import PackParams
 from imgclf.data.hdf5io import PackWriter
-from imgclf.data.imaging import ImageError, jpeg_reduction, load_batch
+from imgclf.data.imaging import ChangedError, ImageError, jpeg_reduction, load_batch
 from imgclf.data.parallel import ordered_map
 from imgclf.errors import UserError
 
@@ -41,8 +41,10 @@ def pack_split(
     rows = rows.iloc[np.random.default_rng(seed).permutation(len(rows))]
     label_ids = rows["label"].map({name: index for index, name in enumerate(label_names)})
     tasks = [
-        (str(source / path), jpeg_reduction(int(width), int(height), size))
-        for path, width, height in zip(rows["path"], rows["width"], rows["height"], strict=True)
+        (str(source / path), jpeg_reduction(int(width), int(height), size), md5)
+        for path, width, height, md5 in zip(
+            rows["path"], rows["width"], rows["height"], rows["md5"], strict=True
+        )
     ]
     decode = functools.partial(load_batch, size=size, interpolation=params.interpolation)
     batches = ordered_map(
@@ -67,6 +69,8 @@ def pack_split(
                     label_ids.iloc[start:end].tolist(),
                     rows["path"].iloc[start:end].tolist(),
                 )
+    except ChangedError as error:
+        raise UserError(f"{error}; run `dvc repro` again (index reads the folder anew)") from None
     except ImageError as error:  # the file was fine when indexed
         raise UserError(f"{error} (it decoded when indexed; did it change?)") from None
     return len(rows)

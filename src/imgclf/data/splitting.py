@@ -76,3 +76,13 @@ def _check_every_class_everywhere(splits: pd.DataFrame, params: SplitParams) -> 
                 f"split.val = {params.val}, split.test = {params.test}; "
                 f"it needs more images"
             )
+
+
+def split_train_val(manifest: pd.DataFrame, val: float, seed: int) -> pd.DataFrame:
+    """The manifest with a `split` column of train and val only (a stratified, seeded
+    fraction `val`), sorted by path: the backbone's pretraining folder needs no test split."""
+    train, held_out = train_test_split(
+        manifest, test_size=val, random_state=seed, stratify=manifest["label"]
+    )
+    parts = [train.assign(split="train"), held_out.assign(split="val")]
+    return pd.concat(parts).sort_values("path", kind="stable").reset_index(drop=True)

@@ -1,26 +1,21 @@
 """Pretrain a backbone on a source image folder: the offline stand-in for ImageNet weights.
 
-The source folder goes through the same index and pack code as the target data, a
-classifier of the chosen architecture is trained on it, and its convolutional body is kept.
+The source folder is indexed, split and packed by stages of its own (pretrain_index, and pack
+on its splits), the same code as the target data's; a classifier of the chosen architecture
+is trained on those packs, and its convolutional body is kept.
 """
 
 import dataclasses
 import functools
-import hashlib
 import math
 from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from imgclf.config import DataParams, PackParams, PretrainParams
-from imgclf.data.indexing import build_index
+from imgclf.config import PretrainParams
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.data.means import channel_means
-from imgclf.data.packing import pack_split
-from imgclf.data.parallel import available_cores
 from imgclf.models.architectures import ARCHITECTURES, body_of, build_architecture
 from imgclf.models.backbones import build_backbone
 from imgclf.models.training import (
@@ -31,31 +26,6 @@ from imgclf.models.training import (
     fit_resumable,
     pixel_preprocessing,
 )
-
-
-def pack_source(
-    params: PretrainParams, size: tuple[int, int], seed: int, work: Path
-) -> tuple[Path, Path, str]:
-    """Index the source folder, split off a stratified val set and pack both; return the
-    packs and a digest of the split (paths, labels, sizes) that identifies a resumable run."""
-    data = DataParams(
-        source=params.source,
-        labels="folder",
-        pattern="(?P<label>.+)",
-        manifest="labels.csv",
-        max_rejected=1.0,
-    )
-    manifest = build_index(data, workers=available_cores()).manifest
-    train, val = train_test_split(
-        manifest, test_size=params.val, random_state=seed, stratify=manifest["label"]
-    )
-    splits = pd.concat([train.assign(split="train"), val.assign(split="val")])
-    packing = PackParams(batch_size=256, interpolation="area")
-    packs = work / "train.h5", work / "val.h5"
-    for name, path in zip(("train", "val"), packs, strict=True):
-        pack_split(splits, name, Path(params.source), path, size, packing, seed, available_cores())
-    digest = hashlib.sha256(splits.sort_values("path").to_csv().encode()).hexdigest()
-    return *packs, digest
 
 
 def build_pretraining_model(
@@ -80,11 +50,13 @@ def pretrain_backbone(
     params: PretrainParams,
     *,
     seed: int,
+    packs: Path,
     work: Path,
     curves: Path,
 ) -> keras.Model:
-    """Train `arch` on `params.source` (resumably) and return its body."""
-    train_pack, val_pack, digest = pack_source(params, size, seed, work)
+    """Train `arch` on the pretraining packs (`packs`/train.h5 and val.h5), resumably, with
+    its best model in `work`; return its body."""
+    train_pack, val_pack = packs / "train.h5", packs / "val.h5"
     train, val = PackInfo.read(train_pack), PackInfo.read(val_pack)
     model = build_pretraining_model(arch, size, len(train.label_names), params.l2, train_pack)
     steps = math.ceil(train.count / params.batch_size)
@@ -103,14 +75,8 @@ def pretrain_backbone(
     )
     val_data = evaluation_dataset(val, batch_size=params.batch_size)
     best = work / "pretrained.keras"
-    settings = {
-        "arch": arch,
-        "size": size,
-        "seed": seed,
-        "data": digest,
-        **dataclasses.asdict(params),
-    }
-    run_id = fingerprint(settings, [])
+    settings = {"arch": arch, "size": size, "seed": seed, **dataclasses.asdict(params)}
+    run_id = fingerprint(settings, [train_pack, val_pack])
     fit_resumable(
         model,
         train_data,

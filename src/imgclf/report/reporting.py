@@ -94,8 +94,9 @@ def backbone_section(params: Params, backbone: dict[str, Any] | None, path: Path
     origin = {
         "imagenet": "ImageNet weights (Keras Applications)",
         "pretrain": (
-            f"weights pretrained by this pipeline on {code(params.backbone.pretrain.source)} "
-            "(`backbone.pretrain.source`), the offline stand-in for ImageNet"
+            "weights pretrained by this pipeline on "
+            f"{', '.join(map(code, params.backbone.pretrain.sources))} "
+            "(`backbone.pretrain.sources`), the offline stand-in for ImageNet"
         ),
         "none": "random weights (`backbone.weights: none`, for smoke tests)",
     }.get(weights, f"weights loaded from the file {code(weights)}")

@@ -1,0 +1,128 @@
+"""DVC off the demo path, on copies of the session's built project: queued experiments run
+their own code, the run-cache restores stages whose params go back, dropped ensemble members
+leave nothing behind, a changed image reruns what it affects (and a junk file nothing), plots
+render, and `dvc exp show` stays narrow."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_project import Project, experiments, run_queue
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project(built_project: Project, tmp_path: Path) -> Project:
+    return Project(tmp_path / "project", template=built_project)
+
+
+def params(project: Project) -> dict:
+    return yaml.safe_load((project.root / "params.yaml").read_text(encoding="utf-8"))
+
+
+def test_a_queued_experiment_runs_its_own_library(project: Project) -> None:
+    """An edit to the library queued with an experiment takes effect in the experiment, not
+    in the main workspace (DVC runs the queue in a copy of the repository)."""
+    metrics = project.root / "src/imgclf/evaluation/metrics.py"
+    original = metrics.read_text(encoding="utf-8")
+    edited = original.replace(
+        '"accuracy": accuracy_score(labels, predicted),',
+        '"accuracy": accuracy_score(labels, predicted),\n        "probe": 1.0,',
+    )
+    assert edited != original
+    metrics.write_text(edited, encoding="utf-8")
+    queued = project.dvc("exp", "run", "--queue", "--name", "probe").stdout
+    assert "Queued experiment 'probe'" in queued
+    metrics.write_text(original, encoding="utf-8")  # the main workspace keeps its own code
+    run_queue(project, ["probe"])
+    shown = experiments(project)["probe"]["metrics"]
+    assert shown["metrics/evaluation/models/logreg.json"]["test.probe"] == 1.0
+    assert project.repro() == []
+    head = json.loads((project.root / "metrics/evaluation/models/logreg.json").read_text())
+    assert "test.probe" not in head
+
+
+def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(
+    project: Project,
+) -> None:
+    """A new seed trains alone; dropping it leaves nothing behind (workspace, lock, status);
+    adding it back and flipping params back restore from the run-cache, not recompute."""
+    original = params(project)
+    project.update_params("cnn", seeds=[0, 7])
+    assert sorted(project.repro()) == ["cnn@7", "ensemble", "evaluate", "predict_cnn@7", "report"]
+    seed7 = [
+        "models/cnn/seed7.keras",
+        "data/predictions/cnn/seed7.h5",
+        "plots/training/cnn/seed7.csv",
+        "metrics/evaluation/models/cnn/seed7.json",
+        "plots/confusion/cnn/seed7.csv",
+    ]
+    assert all((project.root / name).exists() for name in seed7)
+
+    project.update_params("cnn", seeds=[0])
+    project.update_params("logreg", C=[1.0e-6])
+    project.update_params("data", max_rejected=0.5)
+    assert {"index", "logreg", "ensemble"} <= set(project.repro())
+    assert [name for name in seed7 if (project.root / name).exists()] == []
+    assert "up to date" in project.dvc("status").stdout
+    # A clone (which never had them) sees the same folders: the lock has no trace of them.
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    for stage in ("ensemble", "evaluate", "report"):
+        assert "seed7" not in json.dumps(lock[stage])
+
+    project.write_params({**original, "cnn": {**original["cnn"], "seeds": [0, 7]}})
+    result = project.dvc("repro")
+    restored = re.findall(r"Stage '([^']+)' is cached - skipping run", result.stdout)
+    ran = re.findall(r"Running stage '([^']+)'", result.stdout)
+    # Training, the model on features and the index: back from the run-cache, not recomputed.
+    assert {"index", "logreg", "cnn@7", "predict_cnn@7"} <= set(restored), result.stdout
+    assert not {"index", "logreg", "cnn@7", "predict_cnn@7"} & set(ran)
+    assert all((project.root / name).exists() for name in seed7)
+    assert "up to date" in project.dvc("status").stdout
+
+
+def test_only_index_reads_the_image_folder(project: Project) -> None:
+    """A junk file changes nothing downstream; an edited image reruns the stages it affects;
+    no other stage depends on the folder."""
+    spec = yaml.safe_load((project.root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    readers = [
+        name
+        for name, stage in spec.items()
+        if "${data.source}" in stage.get("do", stage).get("deps", [])
+    ]
+    assert readers == ["index"]
+    (project.root / "data/images/cat/.DS_Store").write_bytes(b"junk")
+    (project.root / "data/images/cat/Thumbs.db").write_bytes(b"junk")
+    assert project.repro() == []
+    (project.root / "data/images/cat/notes.txt").write_text("not an image")
+    # Rejected and listed (the report says so): the same manifest, so nothing else reruns.
+    assert sorted(project.repro()) == ["index", "report"]
+    # An edited image: index notices, and the new hash reaches the splits (and so the packs,
+    # which check it as they read; running only that far keeps the test short).
+    victim, other = sorted((project.root / "data/images/dog").iterdir())[:2]
+    victim.write_bytes(other.read_bytes())
+    assert project.repro("split") == ["index", "split"]
+    assert "pack@" in project.dvc("status").stdout
+
+
+def test_plots_render_train_and_val_on_one_chart(project: Project) -> None:
+    shown = json.loads(project.dvc("plots", "show", "--json").stdout)
+    assert "errors" not in shown, shown.get("errors")
+    curves = shown["data"]["plots/training/cnn/seed0.csv"][0]["content"]
+    fields = curves["encoding"]["strokeDash"]["scale"]["domain"]
+    assert sorted(fields) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert "plots/confusion/cnn/seed0.csv" in shown["data"]
+
+
+def test_exp_show_has_the_headline_metrics_not_the_per_class_ones(project: Project) -> None:
+    table = json.loads(project.dvc("exp", "show", "--json").stdout)
+    metrics = table[0]["data"]["metrics"]
+    assert "metrics/evaluation/models/logreg.json" in metrics
+    assert not any("per_class" in name or "summary" in name for name in metrics)
+    columns = sum(len(values["data"]) for values in metrics.values())
+    # Per model and split: accuracy, rank-1, rank-5, macro-F1; never one per class.
+    assert columns < 100, sorted(metrics)
