@@ -39,7 +39,7 @@ STAGES = {
     do:
       cmd: {touch} manifest.csv ${{item}}.h5
       deps: [images, manifest.csv]
-      outs: [${{item}}.h5]
+      outs: ["${{item}}.h5"]
   backbone:
     cmd: {touch} params.yaml backbone.keras
     deps: [images]
@@ -55,7 +55,7 @@ STAGES = {
     do:
       cmd: {touch} manifest.csv ${{item}}.h5
       deps: [manifest.csv]
-      outs: [${{item}}.h5]
+      outs: ["${{item}}.h5"]
   backbone:
     cmd: {touch} params.yaml backbone.keras
     deps: [params.yaml]

@@ -1,4 +1,5 @@
-"""Stage ensemble: average the class probabilities of the members named in params."""
+"""Stage ensemble: average the class probabilities of the members named in params (each
+scaled by its val-fitted temperature first when `evaluate.calibrate: temperature`)."""
 
 import argparse
 import logging
@@ -8,7 +9,9 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_predictions, save_predictions
+from imgclf.errors import UserError
 from imgclf.evaluation.ensembling import average_predictions
+from imgclf.evaluation.metrics import calibrated
 from imgclf.fileio import remove_stale
 
 log = logging.getLogger("imgclf.ensemble")
@@ -27,7 +30,16 @@ def main() -> None:
     names = params.ensemble_members()
     loaded = [load_predictions(args.predictions / f"{name}.h5") for name in names]
     label_names = loaded[0][1]
-    averaged = average_predictions([splits for splits, _ in loaded], names)
+    for name, (_, other) in zip(names[1:], loaded[1:], strict=True):
+        if other != label_names:
+            raise UserError(
+                f"ensemble member {name!r} has the classes {other}, but {names[0]!r} has "
+                f"{label_names}: rerun their stages on the same packs (dvc repro)"
+            )
+    members = [splits for splits, _ in loaded]
+    if params.evaluate.calibrate == "temperature":
+        members = [calibrated(splits) for splits in members]
+    averaged = average_predictions(members, names)
     save_predictions(args.out, averaged, label_names, attrs={"members": ",".join(names)})
     for split, predictions in averaged.items():
         accuracy = (predictions.probabilities.argmax(axis=1) == predictions.labels).mean()

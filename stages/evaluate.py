@@ -1,4 +1,5 @@
-"""Stage evaluate: metrics and confusion rows for every predictions file."""
+"""Stage evaluate: metrics with intervals and calibration, and confusion rows, for every
+predictions file; the model chosen on val, compared with every other on test."""
 
 import argparse
 import logging
@@ -8,7 +9,8 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_predictions
-from imgclf.evaluation.metrics import confusion_rows, model_metrics, per_class_metrics, ranking
+from imgclf.errors import UserError
+from imgclf.evaluation.metrics import confusion_rows, model_metrics, per_class_metrics, summarize
 from imgclf.fileio import write_csv, write_json
 
 log = logging.getLogger("imgclf.evaluate")
@@ -27,10 +29,19 @@ def main() -> None:
     parser.add_argument("--confusion", type=Path, required=True, help="test confusion (CSV)")
     args = parser.parse_args()
 
-    results = {}
-    for name in load_params(args.params).predicted_models():
+    params = load_params(args.params)
+    results, tests, classes = {}, {}, None
+    for name in params.predicted_models():
         splits, label_names = load_predictions(args.predictions / f"{name}.h5")
-        results[name] = model_metrics(splits, len(label_names))
+        if classes is not None and label_names != classes:
+            raise UserError(
+                f"{args.predictions / f'{name}.h5'}: classes {label_names}, but the other "
+                f"models have {classes}: rerun its stages on the same packs (dvc repro)"
+            )
+        classes, tests[name] = label_names, splits["test"]
+        results[name] = model_metrics(
+            splits, len(label_names), params.base.seed, params.evaluate.calibrate
+        )
         write_json(args.metrics / "models" / f"{name}.json", results[name])
         write_json(
             args.metrics / "per_class" / f"{name}.json", per_class_metrics(splits, label_names)
@@ -42,9 +53,15 @@ def main() -> None:
             results[name]["test.accuracy"],
             results[name].get("test.rank5", "n/a"),
         )
-    summary = ranking(results)
+    summary = summarize(results, tests, params.ensemble_members(), params.base.seed)
     write_json(args.metrics / "summary.json", summary)
-    log.info("best on test: %s", summary["best"])
+    log.info(
+        "chosen on val: %s, test accuracy %.4f (95%% interval %.4f to %.4f)",
+        summary["chosen"],
+        summary["test.accuracy"],
+        summary["test.accuracy_lo"],
+        summary["test.accuracy_hi"],
+    )
 
 
 if __name__ == "__main__":

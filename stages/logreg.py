@@ -58,12 +58,11 @@ def main() -> None:
             "image_size": backbone["image_size"],
         },
     )
-    grid = summary.pop("grid")  # in the log; the metrics file keeps one column per value
     write_json(args.search, summary)
     log.info(
         "grid (%s score by C): %s",
         settings.select,
-        ", ".join(f"{c}: {score:.4f}" for c, score in grid.items()),
+        ", ".join(f"{row['C']:g}: {row['score']:.4f}" for row in summary["grid"]),
     )
     log.info("best C %g (%s score %.4f)", summary["C"], settings.select, summary["score"])
 

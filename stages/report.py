@@ -24,6 +24,7 @@ def main() -> None:
         "split": "metrics/split.json",
         "rejected": "data/interim/rejected.csv",
         "metrics": "metrics/evaluation/models",
+        "summary": "metrics/evaluation/summary.json",
         "predictions": "data/predictions",
         "test_pack": "data/processed/test.h5",
         "training": "plots/training",

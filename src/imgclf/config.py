@@ -344,6 +344,15 @@ class EnsembleParams(Section):
 
 
 @dataclass(frozen=True)
+class EvaluateParams(Section):
+    """How the evaluation treats the models' probabilities (stages `ensemble`, `evaluate`)."""
+
+    # temperature: fit one temperature per model on val (lowest NLL) and report test's
+    # calibration before and after it; the ensemble then averages calibrated probabilities.
+    calibrate: Literal["none", "temperature"]
+
+
+@dataclass(frozen=True)
 class Params(Section):
     """Everything in params.yaml."""
 
@@ -359,6 +368,7 @@ class Params(Section):
     train: TrainParams
     predict: PredictParams
     ensemble: EnsembleParams
+    evaluate: EvaluateParams
 
     def check(self) -> None:
         height, width = self.base.image_size

@@ -2,6 +2,7 @@
 model and number in the table, the weights warning, the mistakes in order, valid and
 byte-identical figures, notes instead of crashes for missing inputs, one-line errors."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from conftest import REPO, make_params, repo_params_dict
 from imgclf.config import Params
 from imgclf.data.hdf5io import PackWriter, SplitPredictions, save_predictions
 from imgclf.errors import UserError
+from imgclf.evaluation.metrics import summarize
 from imgclf.fileio import write_csv, write_json
 from imgclf.models.curves import append_epoch
 from imgclf.models.modelmeta import write_metadata
@@ -37,7 +39,7 @@ from imgclf.report.reportdata import (
     pack_images,
     read_backbone,
 )
-from imgclf.report.reporting import WARNING, backbone_section, best_model_section, build_report
+from imgclf.report.reporting import WARNING, backbone_section, build_report, chosen_model_section
 
 CLASSES = ["ant", "bee", "cat", "dog", "eel", "fox"]
 TEST_ROWS = 24
@@ -95,26 +97,42 @@ def write_backbone(path: Path, weights: str) -> None:
     write_metadata(path, {"arch": "minivggnet", "weights": weights, "image_size": [8, 8]})
 
 
+def metrics_of(accuracy: float) -> dict[str, float]:
+    """A model's metrics file, with numbers easy to find in the table."""
+    return {
+        "test.accuracy": accuracy,
+        "test.accuracy_lo": accuracy - 0.05,
+        "test.accuracy_hi": accuracy + 0.05,
+        "test.rank1": accuracy,
+        "test.rank5": 0.987,
+        "test.rank5_lo": 0.95,
+        "test.rank5_hi": 0.995,
+        "test.macro_f1": accuracy - 0.1,
+        "test.macro_f1_lo": accuracy - 0.14,
+        "test.macro_f1_hi": accuracy - 0.06,
+        "test.nll": 0.5,
+        "test.ece": 0.1,
+        "val.accuracy": accuracy - 0.2,
+        "val.nll": 0.6,
+    }
+
+
 def write_predictions(root: Path, labels: np.ndarray, paths: list[str]) -> None:
     rng = np.random.default_rng(0)
+    tests = {}
     for name in TEST_ACCURACY:
         if name == "ensemble":
             probabilities = best_probabilities()
         else:
             probabilities = rng.dirichlet(np.ones(len(CLASSES)), TEST_ROWS).astype(np.float32)
-        split = SplitPredictions(probabilities, labels, paths)
-        save_predictions(
-            root / f"data/predictions/{name}.h5", {"val": split, "test": split}, CLASSES
-        )
-        accuracy = TEST_ACCURACY[name]
-        metrics = {
-            "test.accuracy": accuracy,
-            "test.rank1": accuracy,
-            "test.rank5": 0.987,
-            "test.macro_f1": accuracy - 0.1,
-            "val.accuracy": accuracy - 0.2,
-        }
-        write_json(root / f"metrics/evaluation/models/{name}.json", metrics)
+        tests[name] = SplitPredictions(probabilities, labels, paths)
+        splits = {"val": tests[name], "test": tests[name]}
+        save_predictions(root / f"data/predictions/{name}.h5", splits, CLASSES)
+        models = root / "metrics/evaluation/models"
+        write_json(models / f"{name}.json", metrics_of(TEST_ACCURACY[name]))
+    metrics = {name: metrics_of(accuracy) for name, accuracy in TEST_ACCURACY.items()}
+    summary = summarize(metrics, tests, ["cnn/seed0", "cnn/seed1"], seed=0)
+    write_json(root / "metrics/evaluation/summary.json", summary)
 
 
 def write_pack(path: Path, labels: np.ndarray, paths: list[str]) -> None:
@@ -132,7 +150,9 @@ def write_run(root: Path, weights: str = "pretrain") -> ReportInputs:
     write_json(root / "metrics/split.json", {"train": 72, "val": 24, "test": 24})
     rejected = pd.DataFrame({"path": ["ant/bad.jpg", "x.txt"], "reason": ["corrupt", "no class"]})
     write_csv(root / "data/interim/rejected.csv", rejected)
-    write_json(root / "metrics/logreg_search.json", {"C": 1.0, "score": 0.77, "select": "cv"})
+    grid = [{"C": 0.1, "score": 0.7}, {"C": 1.0, "score": 0.77}]
+    search = {"C": 1.0, "score": 0.77, "select": "cv", "grid": grid}
+    write_json(root / "metrics/logreg_search.json", search)
     write_predictions(root, labels, paths)
     write_pack(root / "data/processed/test.h5", labels, paths)
     for seed in (0, 1):
@@ -150,6 +170,7 @@ def inputs_under(root: Path) -> ReportInputs:
         split=root / "metrics/split.json",
         rejected=root / "data/interim/rejected.csv",
         metrics=root / "metrics/evaluation/models",
+        summary=root / "metrics/evaluation/summary.json",
         predictions=root / "data/predictions",
         test_pack=root / "data/processed/test.h5",
         training=root / "plots/training",
@@ -192,20 +213,39 @@ def table_rows(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("| ") and "`" in line]
 
 
-def test_table_has_every_model_best_first_with_its_numbers(built: tuple[Path, str]) -> None:
-    _, text = built
+def test_table_has_every_model_chosen_first_with_its_numbers(built: tuple[Path, str]) -> None:
+    root, text = built
     rows = table_rows(text)
+    summary = json.loads((root / "metrics/evaluation/summary.json").read_text())
+    # Val accuracy (test − 0.2 here) orders the rows; the chosen model leads the report.
     ranked = sorted(TEST_ACCURACY, key=TEST_ACCURACY.get, reverse=True)
     assert [row.split("`")[1] for row in rows] == ranked
+    assert summary["chosen"] == ranked[0]
+    assert f"The pipeline's answer is **`{ranked[0]}`**" in text
     for row, name in zip(rows, ranked, strict=True):
         accuracy = TEST_ACCURACY[name]
         cells = [cell.strip() for cell in row.strip("|").split("|")[1:]]
-        expected = [accuracy, accuracy, 0.987, accuracy - 0.1, accuracy - 0.2]
-        assert cells == [f"{value:.3f}" for value in expected]
+        comparison = summary["vs_chosen"].get(name)
+        assert cells[0] == f"{accuracy:.3f} ± 0.050"
+        if comparison is None:
+            assert cells[1] == "chosen"
+        else:
+            assert cells[1].startswith(f"{comparison['accuracy_diff']:+.3f}".replace("-", "−"))
+            assert f"p={comparison['p_value']:.3f}" in cells[1]
+            assert cells[1].endswith("**\\***") == comparison["significant"]
+        assert cells[2:] == [
+            f"{accuracy - 0.1:.3f} ± 0.040",
+            "0.987 [0.950, 0.995]",  # lopsided: the bounds, not ±
+            f"{accuracy - 0.2:.3f}",
+            "0.500",
+            "0.100",
+        ]
     assert rows[0].startswith("| **`ensemble`** (mean of `cnn/seed0`, `cnn/seed1`)")
+    assert "The ensemble " in text and "its best member on val, `cnn/seed1`" in text
     assert "centre crop (`predict.crops: 1`)" in text
     assert "rank-5 is n/a" not in text
-    assert "C = 1, the best of several values by accuracy on 3-fold cross-validation" in text
+    searched = "C = 1, the best by accuracy on 3-fold cross-validation on train of 0.1 (0.700), "
+    assert searched + "1 (0.770)." in text
 
 
 def test_dataset_paragraph(built: tuple[Path, str]) -> None:
@@ -245,6 +285,7 @@ def test_figures_are_valid_pngs(built: tuple[Path, str]) -> None:
     assert names == [
         "confusion.png",
         "mistakes.png",
+        "reliability.png",
         "training_backbone.png",
         "training_cnn.png",
         "training_finetune.png",
@@ -327,7 +368,7 @@ def test_missing_optional_inputs_become_notes(
     assert "`logreg`: C =" not in text
     # The earlier report's figures of what is now missing are gone.
     figures = sorted(path.name for path in (out / "figures").iterdir())
-    assert figures == ["confusion.png", "training_cnn.png"]
+    assert figures == ["confusion.png", "reliability.png", "training_cnn.png"]
 
 
 def test_no_models_or_no_predictions_of_the_best(tmp_path: Path, params: Params) -> None:
@@ -336,13 +377,13 @@ def test_no_models_or_no_predictions_of_the_best(tmp_path: Path, params: Params)
     assert (results[0].name, missing) == ("ensemble", [])
     (tmp_path / "data/predictions/ensemble.h5").unlink()
     figures = FigureFolder(tmp_path / "figures")
-    text = "\n".join(best_model_section(params, results, inputs, figures, 12))
+    text = "\n".join(chosen_model_section(params, results, inputs, figures, 12))
     assert "No predictions of `ensemble`" in text and not figures.written
     shutil.rmtree(inputs.metrics)
     results, missing = load_results(params.predicted_models(), inputs.metrics)
     assert not results and missing == params.predicted_models()
-    text = "\n".join(models_section(params, results, missing, inputs.logreg_search, None))
-    text += "\n".join(best_model_section(params, results, inputs, figures, 12))
+    text = "\n".join(models_section(params, results, missing, None, inputs.logreg_search, None))
+    text += "\n".join(chosen_model_section(params, results, inputs, figures, 12))
     assert text.count("No model metrics in this run.") == 2
 
 
@@ -351,20 +392,21 @@ def test_ten_crops_and_no_rank5(params: Params) -> None:
         ModelResult(
             name,
             {"test.accuracy": 0.7, "test.rank1": 0.7, "test.macro_f1": 0.5}
-            | {"val.accuracy": 0.5}
+            | {"val.accuracy": 0.5, "val.nll": 0.5, "test.nll": 0.5, "test.ece": 0.1}
             | ({"test_1crop.accuracy": 0.4} if "cnn" in name else {}),
         )
         for name in params.predicted_models()
     ]
     ten = replace(params, predict=replace(params.predict, crops=10))
-    text = "\n".join(models_section(ten, results, [], Path("absent.json"), None))
+    summary = {"chosen": results[0].name, "vs_chosen": {}}
+    text = "\n".join(models_section(ten, results, [], summary, Path("absent.json"), None))
     assert "| test accuracy, centre crop only |" in text
-    assert "average ten crops" in text and "the last column is the centre crop alone" in text
-    assert "rank-5 is n/a with five classes or fewer" in text
+    assert "average ten crops" in text and "one column shows the centre crop alone" in text
+    assert "Rank-5 is n/a with five classes or fewer" in text
     for row in table_rows(text):
         cells = [cell.strip() for cell in row.strip("|").split("|")]
-        assert cells[3] == "n/a"
-        assert cells[6] == ("0.400" if cells[0].lstrip("*").startswith("`cnn") else "n/a")
+        assert cells[4] == "n/a"
+        assert cells[5] == ("0.400" if cells[0].lstrip("*").startswith("`cnn") else "n/a")
 
 
 @pytest.mark.parametrize(
@@ -373,9 +415,13 @@ def test_ten_crops_and_no_rank5(params: Params) -> None:
         (lambda root: (root / LOGREG_METRICS).write_text("{"), "not valid JSON"),
         (
             lambda root: write_json(root / LOGREG_METRICS, {"test.accuracy": 1}),
-            "no number for test.rank1, test.macro_f1, val.accuracy",
+            "no number for test.accuracy_lo, test.accuracy_hi, test.rank1, test.macro_f1, ",
         ),
         (lambda root: write_json(root / "metrics/split.json", {"train": 1}), "val, test"),
+        (
+            lambda root: write_json(root / "metrics/evaluation/summary.json", {"chosen": "x"}),
+            "summary.json: does not name 'ensemble' as the chosen model",
+        ),
         (
             lambda root: (root / "plots/training/cnn/seed1.csv").write_text("epoch,value\n1,1\n"),
             r"seed1.csv: missing column\(s\) accuracy, loss, val_accuracy, val_loss",

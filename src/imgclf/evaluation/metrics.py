@@ -1,5 +1,6 @@
-"""Metrics of predicted probabilities: accuracy, rank-1, rank-5, macro-F1, per-class
-precision/recall/F1 (scikit-learn), and a ranking of the models."""
+"""Metrics of predicted probabilities: accuracy, rank-1, rank-5, macro-F1 with their 95 %
+intervals, calibration (ECE, NLL, Brier), per-class precision/recall/F1 (scikit-learn), and
+the model chosen on val with every other model compared to it on test."""
 
 from collections.abc import Sequence
 
@@ -13,10 +14,17 @@ from sklearn.metrics import (
 )
 
 from imgclf.data.hdf5io import SplitPredictions
+from imgclf.errors import UserError
+from imgclf.evaluation.calibration import apply_temperature, calibration_metrics, fit_temperature
+from imgclf.evaluation.statistics import compare_paired, macro_f1_interval, wilson_interval
+
+CHOICE_RULE = "val accuracy; ties: lower val NLL, then name"
 
 
-def split_metrics(predictions: SplitPredictions, classes: int) -> dict[str, float]:
-    """Headline metrics of one split. Rank-5 only exists with more than five classes."""
+def split_metrics(predictions: SplitPredictions, classes: int, seed: int) -> dict[str, float]:
+    """Headline metrics of one split, each with `_lo`/`_hi` 95 % bounds (Wilson for the
+    fractions of images, bootstrap for macro-F1), and calibration. Rank-5 only exists with
+    more than five classes."""
     labels, probabilities = predictions.labels, predictions.probabilities
     predicted = probabilities.argmax(axis=1)
     everything = np.arange(classes)
@@ -29,17 +37,52 @@ def split_metrics(predictions: SplitPredictions, classes: int) -> dict[str, floa
             labels, predicted, average="macro", labels=everything, zero_division=0
         ),
     }
+    metrics["accuracy_lo"], metrics["accuracy_hi"] = wilson_interval(
+        int((predicted == labels).sum()), len(labels)
+    )
+    metrics["macro_f1_lo"], metrics["macro_f1_hi"] = macro_f1_interval(
+        labels, predicted, classes, seed
+    )
     if classes > 5:
-        metrics["rank5"] = top_k_accuracy_score(labels, probabilities, k=5, labels=everything)
+        hits = top_k_accuracy_score(labels, probabilities, k=5, labels=everything, normalize=False)
+        metrics["rank5"] = hits / len(labels)
+        metrics["rank5_lo"], metrics["rank5_hi"] = wilson_interval(int(hits), len(labels))
+    metrics |= calibration_metrics(probabilities, labels)
     return {key: round(float(value), 6) for key, value in metrics.items()}
 
 
-def model_metrics(splits: dict[str, SplitPredictions], classes: int) -> dict[str, float]:
-    """Flat keys such as `test.accuracy`, so `dvc metrics diff` lines models up."""
-    return {
+def model_metrics(
+    splits: dict[str, SplitPredictions], classes: int, seed: int, calibrate: str = "none"
+) -> dict[str, float]:
+    """Flat keys such as `test.accuracy`, so `dvc metrics diff` lines models up. With
+    `calibrate="temperature"`: the temperature fitted on val and test's calibration after it
+    (`test.ece_scaled`, ...)."""
+    metrics = {
         f"{split}.{key}": value
         for split, predictions in sorted(splits.items())
-        for key, value in split_metrics(predictions, classes).items()
+        for key, value in split_metrics(predictions, classes, seed).items()
+    }
+    if calibrate == "temperature":
+        temperature = fit_temperature(splits["val"].probabilities, splits["val"].labels)
+        test = splits["test"]
+        scaled = calibration_metrics(
+            apply_temperature(test.probabilities, temperature), test.labels
+        )
+        metrics["temperature"] = temperature
+        metrics |= {f"test.{key}_scaled": round(float(value), 6) for key, value in scaled.items()}
+    return metrics
+
+
+def calibrated(splits: dict[str, SplitPredictions]) -> dict[str, SplitPredictions]:
+    """Every split's probabilities scaled by the temperature fitted on val."""
+    temperature = fit_temperature(splits["val"].probabilities, splits["val"].labels)
+    return {
+        split: SplitPredictions(
+            apply_temperature(predictions.probabilities, temperature),
+            predictions.labels,
+            predictions.paths,
+        )
+        for split, predictions in splits.items()
     }
 
 
@@ -76,18 +119,60 @@ def per_class_metrics(
     return metrics
 
 
-def ranking(metrics: dict[str, dict[str, float]]) -> dict[str, object]:
-    """Models ordered by test accuracy (ties: val accuracy, then name), best first."""
-    order = sorted(
-        metrics,
-        key=lambda name: (
-            -metrics[name]["test.accuracy"],
-            -metrics[name].get("val.accuracy", 0.0),
-            name,
-        ),
+def choice_order(metrics: dict[str, dict[str, float]]) -> list[str]:
+    """Models best first by val accuracy (ties: lower val NLL, then name). Never by test: a
+    choice made on test flatters the chosen model's test score."""
+    return sorted(
+        metrics, key=lambda name: (-metrics[name]["val.accuracy"], metrics[name]["val.nll"], name)
     )
-    return {
-        "best": order[0],
-        "test_accuracy": {name: metrics[name]["test.accuracy"] for name in order},
-        "rank": {name: index + 1 for index, name in enumerate(order)},
+
+
+def choose_model(metrics: dict[str, dict[str, float]]) -> str:
+    """The pipeline's answer: the first model in `choice_order`."""
+    return choice_order(metrics)[0]
+
+
+def summarize(
+    metrics: dict[str, dict[str, float]],
+    tests: dict[str, SplitPredictions],
+    members: Sequence[str],
+    seed: int,
+) -> dict[str, object]:
+    """The chosen model with its test accuracy and interval; every other model against it on
+    the same test images (McNemar's exact test, paired bootstrap interval of the accuracy
+    difference); and whether the ensemble beat its best member (chosen the same way)."""
+    chosen = choose_model(metrics)
+    reference = tests[chosen]
+    for name, test in tests.items():
+        if test.paths != reference.paths:
+            raise UserError(
+                f"{name} and {chosen} were not evaluated on the same test images in the same "
+                f"order; rerun their predict stages (dvc repro)"
+            )
+
+    def correct(name: str) -> np.ndarray:
+        return tests[name].probabilities.argmax(axis=1) == tests[name].labels
+
+    summary: dict[str, object] = {
+        "chosen": chosen,
+        "chosen_by": CHOICE_RULE,
+        **{
+            key: metrics[chosen][key]
+            for key in ("test.accuracy", "test.accuracy_lo", "test.accuracy_hi")
+        },
+        "vs_chosen": {
+            name: compare_paired(correct(name), correct(chosen), seed).as_dict()
+            for name in sorted(metrics)
+            if name != chosen
+        },
     }
+    present = [member for member in members if member in metrics]
+    if "ensemble" in metrics and present:
+        best = choose_model({member: metrics[member] for member in present})
+        versus = compare_paired(correct("ensemble"), correct(best), seed)
+        summary["ensemble"] = {
+            "best_member": best,
+            **versus.as_dict(),
+            "beats_best_member": versus.significant and versus.accuracy_diff > 0,
+        }
+    return summary

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from imgclf.evaluation.calibration import Reliability
 from imgclf.fileio import atomic_output
 from imgclf.report.reportdata import CURVE_METRICS, Curves
 
@@ -105,6 +106,29 @@ def _mark_boundary(ax: Axes, boundary: int) -> None:
     transform = ax.get_xaxis_transform()  # x in data units, y in axes units
     ax.text(boundary + 0.3, 0.98, "warm-up ", ha="right", va="top", transform=transform)
     ax.text(boundary + 0.7, 0.98, " fine-tune", ha="left", va="top", transform=transform)
+
+
+def save_reliability_figure(
+    path: Path, curves: Sequence[tuple[str, Reliability]], title: str
+) -> None:
+    """Accuracy against mean confidence per confidence bin, one line per curve, each point's
+    area proportional to its bin's images; the diagonal is perfect calibration."""
+    with _figure(path, (6, 5.5)) as figure:
+        ax = figure.subplots()
+        ax.plot([0, 1], [0, 1], ":", color="0.4", label="perfectly calibrated")
+        for colour, (name, reliability) in enumerate(curves):
+            shares = reliability.count / reliability.count.sum()
+            ax.plot(reliability.confidence, reliability.accuracy, color=f"C{colour}", alpha=0.6)
+            ax.scatter(
+                reliability.confidence,
+                reliability.accuracy,
+                s=20 + 400 * shares,
+                color=f"C{colour}",
+                label=f"{name} (ECE {reliability.ece:.3f})",
+            )
+        ax.set(xlabel="confidence (top-1 probability)", ylabel="accuracy", title=title)
+        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
+        ax.legend(loc="upper left", fontsize=8)
 
 
 def save_confusion_figure(

@@ -1,4 +1,5 @@
-"""The report's models section: every model's metrics side by side, best first, with notes on
+"""The report's models section: every model's metrics side by side with their 95 % intervals,
+in the order the pipeline chooses (val), each compared with the chosen model on test; notes on
 how the models predicted (crops), how logreg's C was chosen and which models the run lacks."""
 
 from pathlib import Path
@@ -6,18 +7,12 @@ from typing import Any
 
 from imgclf.config import Params
 from imgclf.errors import UserError
+from imgclf.evaluation.calibration import BINS
+from imgclf.evaluation.metrics import CHOICE_RULE
 from imgclf.fileio import read_json
 from imgclf.report.markdown import code, table
 from imgclf.report.reportdata import ModelResult
 
-# (column title, metrics key); rank-5 exists only with more than five classes.
-COLUMNS = (
-    ("test accuracy", "test.accuracy"),
-    ("rank-1", "test.rank1"),
-    ("rank-5", "test.rank5"),
-    ("macro-F1", "test.macro_f1"),
-    ("val accuracy", "val.accuracy"),
-)
 CENTRE_CROP = ("test accuracy, centre crop only", "test_1crop.accuracy")  # with 10 crops
 
 
@@ -37,39 +32,131 @@ def models_section(
     params: Params,
     results: list[ModelResult],
     missing: list[str],
+    summary: dict[str, Any] | None,
     logreg_search: Path,
     backbone: dict[str, Any] | None,
 ) -> list[str]:
-    """The table (rows = models, best test accuracy first) and the notes under it."""
-    if not results:
+    """The table (rows = models, the chosen one first) and the notes under it."""
+    if not results or summary is None:
         return ["## Models", "", "No model metrics in this run."]
-    columns = list(COLUMNS)
-    if any(CENTRE_CROP[1] in result.metrics for result in results):
-        columns.append(CENTRE_CROP)
+    centre_crop = any(CENTRE_CROP[1] in result.metrics for result in results)
+    scaled = "temperature" in results[0].metrics
+    header = [
+        "model",
+        "test accuracy",
+        "vs chosen (test accuracy)",
+        "macro-F1",
+        "rank-5",
+        *([CENTRE_CROP[0]] if centre_crop else []),
+        "val accuracy",
+        "test NLL" + (" → scaled" if scaled else ""),
+        "test ECE" + (" → scaled" if scaled else ""),
+    ]
     rows = []
     for rank, result in enumerate(results):
+        metrics = result.metrics
         name = f"**{code(result.name)}**" if rank == 0 else code(result.name)
         rows.append(
-            [f"{name} ({describe(result.name, params, backbone)})"]
-            + [_number(result.metrics.get(key)) for _, key in columns]
+            [
+                f"{name} ({describe(result.name, params, backbone)})",
+                _interval(metrics, "test.accuracy"),
+                _comparison(summary["vs_chosen"].get(result.name)),
+                _interval(metrics, "test.macro_f1"),
+                _interval(metrics, "test.rank5"),
+                *([_number(metrics.get(CENTRE_CROP[1]))] if centre_crop else []),
+                _number(metrics.get("val.accuracy")),
+                _scaled(metrics, "test.nll"),
+                _scaled(metrics, "test.ece"),
+            ]
         )
     no_rank5 = any("test.rank5" not in result.metrics for result in results)
     notes = [
-        "Metrics on the test split except the val column"
-        + ("; rank-5 is n/a with five classes or fewer. " if no_rank5 else ". ")
-        + f"{code(results[0].name)} has the best test accuracy: choose between models on val "
-        "accuracy, as a choice made on test flatters its test score.",
-        crops_note(params.predict.crops, CENTRE_CROP in columns),
+        f"Rows in the order the pipeline chooses ({CHOICE_RULE}); {code(results[0].name)} "
+        "first is its answer. Test metrics are for reading, never for choosing."
+        + (" Rank-5 is n/a with five classes or fewer." if no_rank5 else ""),
+        "± is half the width of the 95 % interval over the test images (Wilson for accuracy "
+        "and rank-5, a seeded bootstrap for macro-F1); the exact bounds are the `_lo`/`_hi` "
+        "keys of the metrics files.",
+        "vs chosen: test accuracy minus the chosen model's on the same images, its 95 % paired "
+        "bootstrap interval and McNemar's exact p; **\\*** marks p < 0.05, each comparison "
+        "on its own (no correction for making several).",
+        *ensemble_note(summary.get("ensemble")),
+        calibration_note(scaled),
+        crops_note(params.predict.crops, centre_crop),
         *logreg_note(logreg_search, params.logreg.folds),
     ]
     if missing:
         notes.append("Not in this run (no metrics): " + ", ".join(map(code, missing)) + ".")
-    header = ["model", *(title for title, _ in columns)]
     return ["## Models", "", *table(header, rows), "", *(f"- {note}" for note in notes)]
 
 
 def _number(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+
+
+def _interval(metrics: dict[str, float], key: str) -> str:
+    """`0.853 ± 0.046` (the value and half its interval's width), or `1.000 [0.983, 1.000]`
+    when the interval is lopsided, as Wilson's is near 0 or 1."""
+    value, low, high = (metrics.get(key + suffix) for suffix in ("", "_lo", "_hi"))
+    if not all(isinstance(number, int | float) for number in (value, low, high)):
+        return _number(value)
+    if abs((high - value) - (value - low)) > (high - low) / 4:
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{value:.3f} ± {(high - low) / 2:.3f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}".replace("-", "−")
+
+
+def _comparison(comparison: dict[str, Any] | None) -> str:
+    """`−0.071 [−0.129, −0.018] p=0.017 *`, or `chosen` for the chosen model itself."""
+    if comparison is None:
+        return "chosen"
+    low, high = comparison["accuracy_diff_lo"], comparison["accuracy_diff_hi"]
+    mark = " **\\***" if comparison["significant"] else ""
+    return (
+        f"{_signed(comparison['accuracy_diff'])} [{_signed(low)}, {_signed(high)}] "
+        f"p={comparison['p_value']:.3f}{mark}"
+    )
+
+
+def _scaled(metrics: dict[str, float], key: str) -> str:
+    """A calibration metric, then its value after temperature scaling when there is one."""
+    after = metrics.get(key + "_scaled")
+    before = _number(metrics.get(key))
+    return f"{before} → {after:.3f}" if isinstance(after, int | float) else before
+
+
+def ensemble_note(verdict: dict[str, Any] | None) -> list[str]:
+    """Whether the ensemble beat its best member (chosen on val), on the same test images."""
+    if verdict is None:
+        return []
+    if verdict["beats_best_member"]:
+        outcome = "beats"
+    elif verdict["significant"]:
+        outcome = "is worse than"
+    else:
+        outcome = "is not significantly different from"
+    return [
+        f"The ensemble {outcome} its best member on val, {code(verdict['best_member'])}, on "
+        f"test: {_comparison(verdict)}."
+    ]
+
+
+def calibration_note(scaled: bool) -> str:
+    """What NLL and ECE say, and what temperature scaling did to them."""
+    note = (
+        "NLL (mean negative log-likelihood) and ECE (expected calibration error, "
+        f"{BINS} confidence bins) measure how honest the probabilities are; lower is better."
+    )
+    if not scaled:
+        return note + " `evaluate.calibrate: temperature` would fit a temperature on val."
+    return note + (
+        " After the arrow: the probabilities divided in log space by a temperature fitted on "
+        "val (`evaluate.calibrate: temperature`), which leaves every prediction, and so "
+        "accuracy, unchanged."
+    )
 
 
 def crops_note(crops: int, compared: bool) -> str:
@@ -80,7 +167,7 @@ def crops_note(crops: int, compared: bool) -> str:
         "The Keras models (CNNs, `finetune`) average ten crops, the four corners and the "
         "centre, each also mirrored (`predict.crops: 10`)"
     )
-    return note + ("; the last column is the centre crop alone." if compared else ".")
+    return note + ("; one column shows the centre crop alone." if compared else ".")
 
 
 def logreg_note(path: Path, folds: int) -> list[str]:
@@ -94,8 +181,11 @@ def logreg_note(path: Path, folds: int) -> list[str]:
     if not numbers or search.get("select") not in ("cv", "val"):
         raise UserError(f"{path}: expected numbers C and score, and select cv or val")
     how = f"{folds}-fold cross-validation on train" if search["select"] == "cv" else "val"
-    tried = len(search.get("scores") or {}) or "several"
-    return [
-        f"`logreg`: C = {search['C']:g}, the best of {tried} values by accuracy on {how} "
+    grid = search.get("grid")
+    if isinstance(grid, list) and all(isinstance(row, dict) for row in grid):
+        tried = ", ".join(f"{row['C']:g} ({row['score']:.3f})" for row in grid)
+        return [f"`logreg`: C = {search['C']:g}, the best by accuracy on {how} of {tried}."]
+    return [  # a search file written before the stage kept its grid
+        f"`logreg`: C = {search['C']:g}, the best of several values by accuracy on {how} "
         f"({search['score']:.3f})."
     ]

@@ -14,11 +14,22 @@ import pandas as pd
 
 from imgclf.data.hdf5io import PackReader, SplitPredictions, load_predictions
 from imgclf.errors import UserError
+from imgclf.evaluation.metrics import choice_order
 from imgclf.fileio import read_csv, read_json
 from imgclf.models.curves import read_curves
 from imgclf.models.modelmeta import read_metadata
 
-REQUIRED_METRICS = ("test.accuracy", "test.rank1", "test.macro_f1", "val.accuracy")
+REQUIRED_METRICS = (
+    "test.accuracy",
+    "test.accuracy_lo",
+    "test.accuracy_hi",
+    "test.rank1",
+    "test.macro_f1",
+    "test.nll",
+    "test.ece",
+    "val.accuracy",
+    "val.nll",
+)
 CURVE_METRICS = ("loss", "accuracy")
 CURVE_SPLITS = {"": "train", "val_": "val"}  # column prefix -> the report's name
 
@@ -31,6 +42,7 @@ class ReportInputs:
     split: Path  # metrics/split.json
     rejected: Path  # data/interim/rejected.csv
     metrics: Path  # metrics/evaluation/models/ (one JSON per model)
+    summary: Path  # metrics/evaluation/summary.json (the chosen model, paired comparisons)
     predictions: Path  # data/predictions/ (one .h5 per model)
     test_pack: Path  # data/processed/test.h5
     training: Path  # plots/training/ (curves files)
@@ -98,7 +110,8 @@ def read_backbone(path: Path) -> dict[str, Any] | None:
 
 
 def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], list[str]]:
-    """Metrics of the models that have them, best test accuracy first; the names without."""
+    """Metrics of the models that have them, in the evaluate stage's order of choice (best
+    val accuracy first); the names without."""
     results, missing = [], []
     for name in names:
         path = folder / f"{name}.json"
@@ -112,9 +125,23 @@ def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], lis
         if bad:
             raise UserError(f"{path}: no number for {', '.join(bad)}; rerun the evaluate stage")
         results.append(ModelResult(name, metrics))
-    # Ties as in the evaluate stage's ranking (summary.json), so both name the same best.
-    results.sort(key=lambda r: (-r.metrics["test.accuracy"], -r.metrics["val.accuracy"], r.name))
+    order = choice_order({result.name: result.metrics for result in results})
+    results.sort(key=lambda result: order.index(result.name))
     return results, missing
+
+
+def read_summary(path: Path, chosen: str | None) -> dict[str, Any] | None:
+    """The evaluate stage's summary; None without models. It must name the same chosen
+    model as the metrics files do (else they come from different runs)."""
+    if chosen is None:
+        return None
+    summary = read_json(path)
+    if summary.get("chosen") != chosen or not isinstance(summary.get("vs_chosen"), dict):
+        raise UserError(
+            f"{path}: does not name {chosen!r} as the chosen model, as the metrics files do; "
+            "rerun the evaluate stage (dvc repro -f -s evaluate)"
+        )
+    return summary
 
 
 def load_curves(path: Path) -> Curves | None:

@@ -1,7 +1,9 @@
 """The evaluation report: a GitHub-flavoured `report.md` beside its PNGs in `figures/`.
 
-Sections: the dataset, the backbone, every model's metrics (`imgclf.report.leaderboard`), training
-curves, and the best model's confusion matrix and most confident mistakes. Inputs come from
+Sections: the pipeline's answer (the model chosen on val, its test accuracy and interval), the
+dataset, the backbone, every model's metrics with intervals and comparisons
+(`imgclf.report.leaderboard`), calibration, training curves, and the chosen model's confusion
+matrix and most confident mistakes. Inputs come from
 `imgclf.report.reportdata`; a section whose inputs the run did not produce becomes a note. Nothing
 depends on the clock or the file system's order: the same run gives the same bytes.
 """
@@ -11,11 +13,13 @@ from typing import Any, NamedTuple
 
 from imgclf.config import Params
 from imgclf.data.hdf5io import SplitPredictions
+from imgclf.evaluation.calibration import BINS, apply_temperature, reliability
 from imgclf.fileio import atomic_output
 from imgclf.report.figures import (
     FigureFolder,
     save_confusion_figure,
     save_image_grid,
+    save_reliability_figure,
     save_training_figure,
 )
 from imgclf.report.leaderboard import models_section
@@ -34,6 +38,7 @@ from imgclf.report.reportdata import (
     read_class_names,
     read_counts,
     read_rejected,
+    read_summary,
 )
 
 WARNING = "Random weights: the transfer-learning results are meaningless"
@@ -45,14 +50,17 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
     """Write `out/report.md` and `out/figures/*.png`; return the report's path."""
     figures = FigureFolder(out / "figures")
     results, missing = load_results(params.predicted_models(), inputs.metrics)
+    summary = read_summary(inputs.summary, results[0].name if results else None)
     backbone = read_backbone(inputs.backbone)
     sections = [
         ["# imgclf report", "", "Written by the pipeline's `report` stage; do not edit."],
+        answer_section(results, inputs),
         dataset_section(params, inputs),
         backbone_section(params, backbone, inputs.backbone),
-        models_section(params, results, missing, inputs.logreg_search, backbone),
+        models_section(params, results, missing, summary, inputs.logreg_search, backbone),
+        calibration_section(results, inputs.predictions, figures),
         training_section(params, inputs.training, figures, backbone),
-        best_model_section(params, results, inputs, figures, mistakes),
+        chosen_model_section(params, results, inputs, figures, mistakes),
     ]
     report = out / "report.md"
     with atomic_output(report) as temporary:
@@ -60,6 +68,23 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
         temporary.write_text(text, encoding="utf-8")
     figures.remove_stale()
     return report
+
+
+def answer_section(results: list[ModelResult], inputs: ReportInputs) -> list[str]:
+    """The model the pipeline chose on val, with its test accuracy and 95 % interval."""
+    if not results:
+        return ["## Answer", "", "No model metrics in this run."]
+    chosen = results[0]
+    metrics = chosen.metrics
+    return [
+        "## Answer",
+        "",
+        f"The pipeline's answer is **{code(chosen.name)}**, the best model on val "
+        f"(accuracy {metrics['val.accuracy']:.3f}). On the test images it scores "
+        f"**{metrics['test.accuracy']:.3f}** accuracy, 95 % interval "
+        f"{metrics['test.accuracy_lo']:.3f} to {metrics['test.accuracy_hi']:.3f} (Wilson). "
+        f"Its predictions are {code(str(inputs.predictions / f'{chosen.name}.h5'))}.",
+    ]
 
 
 def dataset_section(params: Params, inputs: ReportInputs) -> list[str]:
@@ -176,33 +201,60 @@ def training_section(
     return lines
 
 
-def best_model_section(
+def calibration_section(
+    results: list[ModelResult], predictions: Path, figures: FigureFolder
+) -> list[str]:
+    """The chosen model's reliability diagram on test, before and after temperature scaling
+    (every model's ECE is in the models table)."""
+    title = "Reliability on test"
+    curves = []
+    chosen = results[0] if results else None
+    path = predictions / f"{chosen.name}.h5" if chosen else None
+    if chosen is None or not path.is_file():
+        return ["## Calibration", "", "No predictions of the chosen model in this run."]
+    test, _ = load_test_predictions(path)
+    curves = [(chosen.name, reliability(test.probabilities, test.labels))]
+    if "temperature" in chosen.metrics:
+        temperature = chosen.metrics["temperature"]
+        scaled = apply_temperature(test.probabilities, temperature)
+        label = f"{chosen.name}, temperature {temperature:g}"
+        curves.append((label, reliability(scaled, test.labels)))
+    save_reliability_figure(figures.path("reliability.png"), curves, title)
+    text = (
+        f"{code(chosen.name)} on test: accuracy against confidence in {BINS} equal-width bins "
+        "of the top-1 probability, each point sized by its number of images; points below the "
+        "diagonal are over-confident. Bins with few images are noisy."
+    )
+    return ["## Calibration", "", text, "", figures.link("reliability.png", title)]
+
+
+def chosen_model_section(
     params: Params,
     results: list[ModelResult],
     inputs: ReportInputs,
     figures: FigureFolder,
     count: int,
 ) -> list[str]:
-    """The best model's row-normalised confusion matrix on test, then its worst mistakes."""
+    """The chosen model's row-normalised confusion matrix on test, then its worst mistakes."""
     if not results:
-        return ["## Best model", "", "No model metrics in this run."]
-    best = results[0].name
-    path = inputs.predictions / f"{best}.h5"
+        return ["## Chosen model", "", "No model metrics in this run."]
+    chosen = results[0].name
+    path = inputs.predictions / f"{chosen}.h5"
     if not path.is_file():
-        return ["## Best model", "", f"No predictions of {code(best)} ({code(str(path))})."]
+        return ["## Chosen model", "", f"No predictions of {code(chosen)} ({code(str(path))})."]
     test, names = load_test_predictions(path)
     accuracy = results[0].metrics["test.accuracy"]
-    title = f"{best} on test: accuracy {accuracy:.3f}"
+    title = f"{chosen} on test: accuracy {accuracy:.3f}"
     save_confusion_figure(
         figures.path("confusion.png"), test.labels, test.probabilities.argmax(axis=1), names, title
     )
     text = (
-        f"{code(best)}, on the {len(test.labels):,} test images: rows are the true classes, "
+        f"{code(chosen)}, on the {len(test.labels):,} test images: rows are the true classes, "
         "coloured by the fraction of each row; cells hold counts."
     )
-    confusion = figures.link("confusion.png", f"Confusion matrix of {best}")
-    mistakes = mistakes_section(params, best, test, names, inputs.test_pack, figures, count)
-    return ["## Best model", "", text, "", confusion, "", *mistakes]
+    confusion = figures.link("confusion.png", f"Confusion matrix of {chosen}")
+    mistakes = mistakes_section(params, chosen, test, names, inputs.test_pack, figures, count)
+    return ["## Chosen model", "", text, "", confusion, "", *mistakes]
 
 
 def mistakes_section(

@@ -1,0 +1,120 @@
+"""How sure the metrics are: 95 % intervals and paired tests over the evaluated images.
+
+Accuracy and rank-5 are fractions of images, so they get Wilson score intervals (close to
+exact at any size, never outside [0, 1]). Macro-F1 is not a mean over images, so it gets a
+seeded percentile bootstrap over the images. Two models on the same images are compared
+with McNemar's exact test (a binomial test on the images only one of them gets right) and a
+paired bootstrap interval of their accuracy difference. All of it is scipy.stats; the
+images are treated as independent draws from the population the split stands for.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binomtest, bootstrap
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+# Resamples per vectorised call: bounds memory at BATCH × images integers.
+BATCH = 200
+
+
+def wilson_interval(successes: int, total: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion `successes / total`."""
+    interval = binomtest(successes, total).proportion_ci(CONFIDENCE, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def macro_f1(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Macro-F1 over `classes` along the last axis, any leading (resample) axes; as
+    scikit-learn's `f1_score(average="macro", labels=range(classes), zero_division=0)`.
+    Counted with one bincount per quantity, so bootstrap batches stay cheap at many classes."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    rows = labels.reshape(-1, labels.shape[-1])
+    guesses = predicted.reshape(rows.shape)
+    offsets = np.arange(len(rows))[:, None] * classes
+    size = len(rows) * classes
+
+    def counts(index: np.ndarray) -> np.ndarray:
+        return np.bincount(index, minlength=size).reshape(len(rows), classes)
+
+    true, guessed = counts((offsets + rows).ravel()), counts((offsets + guesses).ravel())
+    hits = counts((offsets + rows)[rows == guesses])
+    # F1 = 2 tp / (2 tp + fp + fn) = 2 tp / (true + guessed); 0 where a class is absent.
+    f1 = np.divide(2.0 * hits, true + guessed, out=np.zeros(true.shape), where=true + guessed > 0)
+    return f1.mean(axis=-1).reshape(labels.shape[:-1])
+
+
+def macro_f1_interval(
+    labels: np.ndarray, predicted: np.ndarray, classes: int, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of macro-F1, resampling images (pairs kept)."""
+    if len(labels) < 2:
+        value = float(macro_f1(labels, predicted, classes))
+        return value, value
+    result = bootstrap(
+        (labels, predicted),
+        lambda y, p, axis=-1: macro_f1(y, p, classes),
+        paired=True,
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        batch=BATCH,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model A against model B on the same images (A minus B)."""
+
+    accuracy_diff: float
+    diff_lo: float
+    diff_hi: float
+    only_a_right: int  # images A gets right and B wrong
+    only_b_right: int
+    p_value: float  # McNemar's exact test, two-sided
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 1 - CONFIDENCE
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        return {
+            "accuracy_diff": round(self.accuracy_diff, 6),
+            "accuracy_diff_lo": round(self.diff_lo, 6),
+            "accuracy_diff_hi": round(self.diff_hi, 6),
+            "only_this_right": self.only_a_right,
+            "only_other_right": self.only_b_right,
+            "p_value": round(self.p_value, 6),
+            "significant": self.significant,
+        }
+
+
+def compare_paired(correct_a: np.ndarray, correct_b: np.ndarray, seed: int) -> PairedComparison:
+    """McNemar's exact test and a paired bootstrap interval of accuracy(A) − accuracy(B)."""
+    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a = int(np.sum(correct_a & ~correct_b))
+    only_b = int(np.sum(~correct_a & correct_b))
+    # McNemar's exact test: under "equally good", each discordant image is a fair coin.
+    p_value = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    differences = correct_a.astype(np.float64) - correct_b
+    if np.ptp(differences) == 0:  # identical on every image: the interval is a point
+        low = high = float(differences[0]) if len(differences) else 0.0
+    else:
+        interval = bootstrap(
+            (differences,),
+            np.mean,
+            vectorized=True,
+            n_resamples=RESAMPLES,
+            batch=BATCH,
+            confidence_level=CONFIDENCE,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+        low, high = float(interval.low), float(interval.high)
+    return PairedComparison(
+        float(differences.mean()), low, high, only_a, only_b, float(min(p_value, 1.0))
+    )
