@@ -9,6 +9,7 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_features
+from imgclf.errors import UserError
 from imgclf.fileio import write_json
 from imgclf.kernels import pin_threads
 from imgclf.models.logistic import save_logreg, search_logreg
@@ -31,6 +32,11 @@ def main() -> None:
     if params.base.deterministic:
         pin_threads()  # the same sums on any core count
     train, val = load_features(args.train), load_features(args.val)
+    if val.label_names != train.label_names:
+        raise UserError(
+            f"{args.val}: classes {val.label_names}, but {args.train} has {train.label_names}; "
+            "rerun the features stages (dvc repro)"
+        )
     settings = params.logreg
     model, summary = search_logreg(
         (train.features, train.labels),

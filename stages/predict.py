@@ -9,6 +9,7 @@ from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import save_predictions
 from imgclf.data.inputs import PackInfo
+from imgclf.models.modelmeta import check_classes
 from imgclf.models.predicting import load_keras_model, predict_pack
 from imgclf.models.runtime import setup
 
@@ -28,6 +29,8 @@ def main() -> None:
     setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
     model = load_keras_model(args.model)
     packs = {"val": args.val, "test": args.test}
+    for pack in packs.values():
+        check_classes(args.model, PackInfo.read(pack).label_names, pack)
     crops = params.predict.crops
     splits = {
         name: predict_pack(model, pack, batch_size=params.predict.batch_size, crops=crops)

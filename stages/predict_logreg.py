@@ -10,6 +10,7 @@ from imgclf.data.hdf5io import SplitPredictions, load_features, save_predictions
 from imgclf.errors import UserError
 from imgclf.kernels import pin_threads
 from imgclf.models.logistic import load_logreg
+from imgclf.models.modelmeta import check_classes
 
 
 def main() -> None:
@@ -27,6 +28,7 @@ def main() -> None:
     splits = {}
     for name, path in (("val", args.val), ("test", args.test)):
         features = load_features(path)
+        check_classes(args.model, features.label_names, path)
         if list(model.classes_) != list(range(len(features.label_names))):
             raise UserError(
                 f"{args.model}: trained on classes {list(model.classes_)}, "

@@ -164,10 +164,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_image_folder(tmp_path_factory.mktemp("images"), per_class=4)
 
 
-def classify_all(model: Path, paths: list[str], batch_size: int = 4) -> dict[str, np.ndarray]:
+def classify_all(
+    model: Path, paths: list[str], batch_size: int = 4, crops: int = 1
+) -> dict[str, np.ndarray]:
     """Class probabilities of every path through `imgclf.serving.classifier`; all must load."""
     from imgclf.serving.classifier import classify_paths, load_classifier
 
-    results = dict(classify_paths(load_classifier(model), paths, batch_size))
+    results = dict(classify_paths(load_classifier(model), paths, batch_size, crops))
     assert all(isinstance(result, np.ndarray) for result in results.values()), results
     return results

@@ -84,7 +84,7 @@ class Project:
         self.command("git", "init", "-q")
         self.dvc("init", "-q")
         self.dvc("config", "core.analytics", "false")
-        # DVCLive cannot run in a repository without commits (it asks git for HEAD).
+        # `dvc exp run` needs a commit to start from.
         self.commit("pipeline")
 
     def record_params(self) -> None:

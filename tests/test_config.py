@@ -62,8 +62,8 @@ def test_repo_params_load() -> None:
         ("cnn", {"arch": "vgg99"}, "expected one of minivggnet, alexnet"),
         (
             "cnn",
-            {"optimizer": {"name": "sgd", "lr": "1e-3", "momentum": 0.9, "nesterov": True}},
-            "cnn.optimizer.lr = '1e-3'",
+            {"optimizer": {"name": "sgd", "lr": "fast", "momentum": 0.9, "nesterov": True}},
+            "cnn.optimizer.lr = 'fast' is not allowed; expected a number",
         ),
         (
             "cnn",
@@ -83,10 +83,16 @@ def test_bad_values_name_the_key(
     assert message.startswith(str(tmp_path / "params.yaml"))
 
 
-def test_scientific_notation_string_gets_a_hint(tmp_path: Path) -> None:
+def test_scientific_notation_strings_are_numbers(tmp_path: Path) -> None:
+    """What PyYAML makes of an unquoted 1e-2, and what `dvc exp run -S` writes for 1.0e-6."""
     raw = copy.deepcopy(repo_params_dict())
-    raw["data"]["max_rejected"] = "1e-2"  # what PyYAML makes of an unquoted 1e-2
-    with pytest.raises(ConfigError, match=r"write 1\.0e-5"):
+    raw["data"]["max_rejected"] = "1e-2"
+    raw["logreg"]["C"] = ["1e-06", 0.5, "2E+1"]
+    params = load_params(write_params(tmp_path, raw))
+    assert params.data.max_rejected == 0.01
+    assert params.logreg.C == (1e-6, 0.5, 20.0)
+    raw["data"]["max_rejected"] = "1e-2x"
+    with pytest.raises(ConfigError, match=r"data\.max_rejected = '1e-2x' is not allowed"):
         load_params(write_params(tmp_path, raw))
 
 

@@ -3,7 +3,9 @@
 Every key must be written in params.yaml: DVC tracks only the keys that are there, so a
 default hidden in code could change results without DVC noticing. An unknown key, a missing
 key, a wrong type or an out-of-range value stops with one line naming the key and what is
-allowed. PyYAML reads `1e-5` as a string; such strings are rejected with a hint.
+allowed. PyYAML reads `1e-5` as a string (YAML 1.1 wants a dot in floats), yet YAML 1.2 and
+`dvc exp run -S` write small numbers that way (`1e-06`): where a number is expected, such a
+string is read as the number it spells.
 """
 
 from __future__ import annotations
@@ -476,17 +478,18 @@ def _convert(value: Any, hint: Any, key: str, path: Path | str) -> Any:
     return _convert_scalar(value, hint, key, path)
 
 
+# A float in exponent notation without a dot (`1e-5`, `1e-06`), which PyYAML leaves a string.
+SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _convert_scalar(value: Any, hint: Any, key: str, path: Path | str) -> Any:
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and SCIENTIFIC.fullmatch(value):
+        return float(value)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
-    hint_text = ""
-    if hint is float and isinstance(value, str):
-        hint_text = " (PyYAML reads 1e-5 as text: write 1.0e-5)"
-    raise ConfigError(
-        f"{path}: {key} = {value!r} is not allowed; expected {_type_name(hint)}{hint_text}"
-    )
+    raise ConfigError(f"{path}: {key} = {value!r} is not allowed; expected {_type_name(hint)}")
 
 
 def _type_name(hint: Any) -> str:

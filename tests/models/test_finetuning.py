@@ -1,12 +1,18 @@
 """Fine-tuning phases freeze and unfreeze exactly what they claim; BatchNorm stays frozen."""
 
+import functools
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from test_training import Stop, tiny_pack
 
+from conftest import make_params
+from imgclf.data.inputs import evaluation_dataset, training_dataset
 from imgclf.errors import UserError
+from imgclf.models import finetuning
 from imgclf.models.backbones import build_backbone
 from imgclf.models.finetuning import (
     backbone_of,
@@ -92,7 +98,78 @@ def test_training_leaves_frozen_layers_and_batchnorm_statistics_alone(
         assert changed == layer.trainable, layer.name
 
 
+@pytest.mark.parametrize("unfrozen", [0, 4])
+def test_the_body_runs_in_inference_mode_while_the_model_trains(unfrozen: int) -> None:
+    """With the head's dropout at 0, a training-mode call equals an inference-mode one: the
+    body's own Dropout (rate 0.9 here) does not run, in the warm-up or after unfreezing."""
+    inputs = keras.Input((8, 8, 3))
+    maps = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    body = keras.Model(inputs, keras.layers.Dropout(0.9, name="body_dropout")(maps))
+    model = build_finetune_model(body, 3, pooling="avg", hidden=4, dropout=0.0)
+    freeze_backbone(model)
+    unfreeze_top(model, unfrozen)
+    images = np.random.default_rng(0).random((4, 8, 8, 3)).astype("float32")
+    trained, inferred = model(images, training=True), model(images, training=False)
+    np.testing.assert_allclose(np.asarray(trained), np.asarray(inferred), rtol=1e-6)
+    # The same weights and layer names as the body it was given.
+    copy = backbone_of(model)
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in body.layers]
+    for mine, theirs in zip(copy.get_weights(), body.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_backbone_of_needs_one_nested_model() -> None:
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(UserError, match="expected one nested backbone"):
         backbone_of(plain)
+
+
+def test_a_run_killed_in_phase_two_resumes_there_with_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up is not trained again: its state outlives it until phase 2 is done."""
+    pack = tiny_pack(tmp_path / "pack.h5")
+    inputs = keras.Input((6, 6, 3), name="image")
+    maps = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    body = keras.Model(inputs, keras.layers.Dropout(0.5, name="drop")(maps), name="body")
+    body.save(tmp_path / "body.keras")
+    params = make_params(
+        finetune={"warmup_epochs": 2, "epochs": 3, "unfreeze": 2, "hidden": 4, "pooling": "avg"}
+    ).finetune
+    fitted: list[tuple[str, int]] = []
+    real_fit = finetuning.fit_with_strategy
+
+    def fit(*args: object, stop: int | None = None, **options: object) -> int:
+        phase = "warm-up" if options["paths"].model.name.endswith(".warmup.keras") else "phase 2"
+        if phase == "phase 2" and stop is not None:
+            options["callbacks"] = [Stop(at=stop)]
+        fitted.append((phase, real_fit(*args, **options)))
+        return fitted[-1][1]
+
+    def tune(folder: Path, stop: int | None = None) -> Path:
+        monkeypatch.setattr(finetuning, "fit_with_strategy", functools.partial(fit, stop=stop))
+        keras.utils.set_random_seed(0)
+        finetuning.finetune_two_phases(
+            tf.distribute.get_strategy(),
+            tmp_path / "body.keras",
+            functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(6, 6)),
+            evaluation_dataset(pack, batch_size=8),
+            params,
+            classes=2,
+            steps_per_epoch=5,
+            model_path=folder / "finetune.keras",
+            curves=folder,
+            run_id="run-a",
+            metadata={"model": "finetune"},
+        )
+        return folder / "finetune.keras"
+
+    whole = tune(tmp_path / "whole")
+    fitted.clear()
+    with pytest.raises(KeyboardInterrupt):
+        tune(tmp_path / "killed", stop=1)  # after phase 2's first epoch
+    assert fitted == [("warm-up", 2)]
+    fitted.clear()
+    resumed = tune(tmp_path / "killed")
+    assert fitted == [("warm-up", 0), ("phase 2", 2)]
+    assert resumed.read_bytes() == whole.read_bytes()

@@ -11,7 +11,7 @@ import skops.io as sio
 
 from imgclf.errors import UserError
 from imgclf.models.logistic import build_logreg, load_logreg, save_logreg
-from imgclf.models.modelmeta import read_metadata, write_metadata
+from imgclf.models.modelmeta import check_classes, read_metadata, write_metadata
 
 METADATA = {"classes": ["a", "b"], "image_size": [8, 8]}
 
@@ -81,3 +81,15 @@ def test_skops_shared_objects_stay_shared(tmp_path: Path) -> None:
     loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
     assert loaded["first"] is loaded["second"]
     np.testing.assert_array_equal(loaded["first"], array)
+
+
+def test_classes_are_checked_by_name_and_order(tmp_path: Path) -> None:
+    path = tmp_path / "m.keras"
+    tiny_keras_model().save(path)
+    write_metadata(path, {**METADATA, "label_names": ["cat", "dog"]})
+    check_classes(path, ("cat", "dog"), "pack.h5")
+    # The same count in another order would swap every prediction: refused, in one line.
+    for names in (["dog", "cat"], ["cat", "dog", "eel"]):
+        with pytest.raises(UserError, match="trained on the classes") as caught:
+            check_classes(path, names, "pack.h5")
+        assert "\n" not in str(caught.value) and "pack.h5" in str(caught.value)

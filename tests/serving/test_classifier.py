@@ -37,11 +37,13 @@ def pack(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("crops", [1, 10])
 def test_keras_probabilities_equal_predict_on_the_pack(
-    keras_model: Path, folder: Path, pack: Path
+    keras_model: Path, folder: Path, pack: Path, crops: int
 ) -> None:
-    expected = predict_pack(load_keras_model(keras_model), pack, batch_size=5)
-    got = classify_all(keras_model, [str(folder / path) for path in expected.paths])
+    expected = predict_pack(load_keras_model(keras_model), pack, batch_size=5, crops=crops)
+    paths = [str(folder / path) for path in expected.paths]
+    got = classify_all(keras_model, paths, crops=crops)
     for path, probabilities in zip(expected.paths, expected.probabilities, strict=True):
         np.testing.assert_allclose(got[str(folder / path)], probabilities, rtol=1e-5, atol=1e-7)
     assert len({tuple(p.round(3)) for p in expected.probabilities}) > 1  # not all the same

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from conftest import CLASSES, REPO, classify_all, tiny_classifier
-from imgclf.serving.classify import iter_inputs, main, top_k
+from imgclf.errors import UserError
+from imgclf.fileio import write_json
+from imgclf.serving.classify import Choice, chosen_model, iter_inputs, main, top_k
 
 LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<ranked>\w+ \(\d\.\d{3}\)(, \w+ \(\d\.\d{3}\))*)$")
 
@@ -194,3 +196,58 @@ def test_command_line_prints_results_and_one_error_line(
     # TensorFlow's own start-up notices may precede it; ours is the only imgclf line.
     ours = [line for line in result.stderr.splitlines() if line.startswith("imgclf")]
     assert ours == [f"imgclf: error: {images / 'empty.jpg'}: empty file"]
+
+
+# --------------------------------------------------------------------------------------------
+# The model chosen on val
+# --------------------------------------------------------------------------------------------
+
+
+def write_choice(root: Path, chosen: str, metrics: dict[str, float]) -> Path:
+    summary = root / "metrics/evaluation/summary.json"
+    write_json(summary, {"chosen": chosen, "vs_chosen": {}})
+    write_json(root / f"metrics/evaluation/models/{chosen}.json", metrics)
+    return summary
+
+
+def test_the_chosen_model_comes_with_its_crops_and_temperature(tmp_path: Path) -> None:
+    ten_crops = {"test.accuracy": 0.8, "test_1crop.accuracy": 0.7, "temperature": 1.5}
+    summary = write_choice(tmp_path, "cnn/seed3", ten_crops)
+    models, metrics = tmp_path / "models", summary.parent / "models"
+    assert chosen_model(summary, models, metrics) == Choice(models / "cnn/seed3.keras", 10, 1.5)
+    summary = write_choice(tmp_path, "logreg", {"test.accuracy": 0.8})
+    assert chosen_model(summary, models, metrics) == Choice(models / "logreg.skops", 1, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "message"),
+    [("ensemble", "the chosen model is the ensemble"), (None, "no chosen model")],
+)
+def test_no_single_chosen_model_is_one_line(tmp_path: Path, chosen: str | None, message: str):
+    summary = tmp_path / "summary.json"
+    if chosen:
+        write_choice(tmp_path, chosen, {})
+        summary = tmp_path / "metrics/evaluation/summary.json"
+    with pytest.raises(UserError, match=message) as caught:
+        chosen_model(summary, tmp_path / "models", tmp_path)
+    assert "\n" not in str(caught.value)
+
+
+def test_without_model_classify_runs_the_chosen_one_scaled(
+    keras_model: Path, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """From the project's folder: the chosen model's file, crops and temperature."""
+    (tmp_path / "models/cnn").mkdir(parents=True)
+    shutil.copy(keras_model, tmp_path / "models/cnn/seed0.keras")
+    write_choice(tmp_path, "cnn/seed0", {"test_1crop.accuracy": 0.5, "temperature": 2.0})
+    monkeypatch.chdir(tmp_path)
+    images = sorted(str(path) for path in (folder / "cat").iterdir())
+    assert run_main(["--csv", "chosen.csv", *images]) == 0
+    expected = classify_all(keras_model, images, crops=10)
+    got = pd.read_csv("chosen.csv")
+    for path in images:
+        top = got[(got.path == path) & (got["rank"] == 1)].probability.item()
+        unscaled = expected[path].max()
+        assert top < unscaled  # softened by the temperature of 2
+        scaled = np.sqrt(expected[path]) / np.sqrt(expected[path]).sum()
+        assert top == pytest.approx(scaled.max(), abs=1e-6)

@@ -24,17 +24,58 @@ from imgclf.models.training import (
 CONSTANT = ScheduleParams(name="constant", power=1.0, factor=1.0, every=1)
 
 
+# Layers that act only in training mode; in inference mode each is the identity.
+TRAINING_ONLY = (
+    keras.layers.Dropout,  # SpatialDropout1D/2D/3D and EfficientNet's drop-connect too
+    keras.layers.GaussianDropout,
+    keras.layers.GaussianNoise,
+    keras.layers.AlphaDropout,
+)
+
+
+def in_inference_mode(model: keras.Model) -> keras.Model:
+    """A copy of `model`, weights included, whose dropout and noise layers are identities:
+    what they compute in inference mode. Keras 3 does not keep a nested model's
+    `training=False` when `fit` calls the outer model with training=True, so the body's own
+    dropout would otherwise run in both fine-tuning phases. Layer names are kept."""
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if isinstance(layer, TRAINING_ONLY):
+            return keras.layers.Identity(name=layer.name)
+        if isinstance(layer, keras.Model):
+            return in_inference_mode(layer)
+        return layer.__class__.from_config(layer.get_config())
+
+    # Input layers named as the original's: auto-named ones would number by what the process
+    # built before, and the saved model file would change with it.
+    names = {
+        id(layer.output): layer.name
+        for layer in model.layers
+        if isinstance(layer, keras.layers.InputLayer)
+    }
+    inputs = keras.tree.map_structure(
+        lambda tensor: keras.Input(
+            batch_shape=tensor.shape, dtype=tensor.dtype, name=names.get(id(tensor), tensor.name)
+        ),
+        model.input,
+    )
+    copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def build_finetune_model(
     backbone: keras.Model, classes: int, *, pooling: str, hidden: int, dropout: float
 ) -> keras.Model:
     """backbone → pooling (avg or flatten) → Dense(hidden, relu) → Dropout → softmax.
 
-    The backbone is called with training=False, so its BatchNormalization layers stay in
-    inference mode in both phases: their statistics were learnt on the source data and
-    small fine-tuning batches would wreck them.
+    The backbone runs in inference mode in both phases, as in Chollet's recipe: its dropout
+    layers become identities (`in_inference_mode`), and its BatchNormalization layers are
+    never trainable, so their statistics, learnt on the source data, are not wrecked by small
+    fine-tuning batches. Only the head's own Dropout is active in training.
     """
     inputs = keras.Input(backbone.input_shape[1:], name="image")
-    features = backbone(inputs, training=False)
+    features = in_inference_mode(backbone)(inputs, training=False)
     pooled = pooling_layer(pooling, "pool")(features)
     hidden_layer = keras.layers.Dense(hidden, activation="relu", name="head_dense")(pooled)
     dropped = keras.layers.Dropout(dropout, name="head_dropout")(hidden_layer)

@@ -9,6 +9,7 @@ DVC sees an unchanged model after a retrain that changed nothing and skips what 
 import json
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,17 @@ def read_metadata(model_path: Path | str) -> dict[str, Any]:
         raise UserError(
             f"{model_path}: not a model written by the imgclf pipeline ({error})"
         ) from None
+
+
+def check_classes(model_path: Path | str, names: Sequence[str], data_path: Path | str) -> None:
+    """The model was trained on exactly these class names, in this order (a count is not
+    enough: the same classes in another order would silently swap predictions)."""
+    trained = read_metadata(model_path).get("label_names")
+    if trained != list(names):
+        raise UserError(
+            f"{model_path}: trained on the classes {trained}, but {data_path} has {list(names)}; "
+            "rerun the stages that made them (dvc repro)"
+        )
 
 
 def _without_save_date(entries: Entries) -> Entries:

@@ -52,11 +52,15 @@ def build_optimizer(
     params: OptimizerParams, schedule: ScheduleParams, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
     rate = build_schedule(params.lr, schedule, steps_per_epoch, epochs)
+    # Named: Keras numbers unnamed optimizers per process (sgd, sgd_1, ...), and the name is
+    # saved in the model file, so a resumed run would otherwise differ from an unbroken one.
     if params.name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=params.momentum, nesterov=params.nesterov)
+        return keras.optimizers.SGD(
+            rate, momentum=params.momentum, nesterov=params.nesterov, name=params.name
+        )
     if params.name == "adam":
-        return keras.optimizers.Adam(rate)
-    return keras.optimizers.RMSprop(rate)
+        return keras.optimizers.Adam(rate, name=params.name)
+    return keras.optimizers.RMSprop(rate, name=params.name)
 
 
 def pixel_preprocessing(kind: str, means: np.ndarray) -> list[keras.layers.Layer]:

@@ -22,7 +22,7 @@ from imgclf.errors import UserError
 from imgclf.models.features import feature_extractor
 from imgclf.models.logistic import load_logreg
 from imgclf.models.modelmeta import read_metadata
-from imgclf.models.predicting import load_keras_model
+from imgclf.models.predicting import load_keras_model, ten_crops
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,18 @@ class Classifier:
     input_size: tuple[int, int]  # the model input (h, w): centre crop of the packed image
     interpolation: str
     predict: Callable[[np.ndarray], np.ndarray]  # float32 (B, h, w, 3) RGB 0–255 → (B, classes)
+    croppable: bool = True  # a Keras model on crops; logreg pools the whole packed image
+
+    def predict_packed(self, packed: np.ndarray, crops: int = 1) -> np.ndarray:
+        """(B, classes) for packed images (B, *image_size, 3): the centre crop, or the mean
+        over the ten crops (corners and centre, mirrored), as the predict stages compute it."""
+        if crops == 1:
+            return self.predict(centre_crop(packed, self.input_size))
+        if not self.croppable:
+            raise UserError("--crops 10 is for Keras models; logreg sees the whole image")
+        crops_batch = np.asarray(ten_crops(packed, self.input_size))
+        output = self.predict(crops_batch.reshape(-1, *self.input_size, 3))
+        return np.asarray(output).reshape(10, len(packed), -1).mean(axis=0)
 
 
 def load_classifier(path: Path | str) -> Classifier:
@@ -98,7 +110,9 @@ def _logreg_classifier(path: Path, metadata: dict[str, Any]) -> Classifier:
         return model.predict_proba(extractor.predict_on_batch(images))
 
     # The features stage pools the whole packed image: no crop.
-    return Classifier(labels, image_size, image_size, _interpolation(path, metadata), predict)
+    return Classifier(
+        labels, image_size, image_size, _interpolation(path, metadata), predict, croppable=False
+    )
 
 
 def _field(path: Path, metadata: dict[str, Any], key: str) -> Any:
@@ -143,19 +157,20 @@ def load_packed(path: str, size: tuple[int, int], interpolation: str) -> np.ndar
 
 
 def classify_paths(
-    classifier: Classifier, paths: Iterable[str], batch_size: int
+    classifier: Classifier, paths: Iterable[str], batch_size: int, crops: int = 1
 ) -> Iterator[tuple[str, np.ndarray | str]]:
-    """(path, class probabilities or why it failed) for every path, in order, batch by batch."""
+    """(path, class probabilities or why it failed) for every path, in order, batch by batch;
+    `crops`: 1 (centre crop) or 10, as `predict.crops`."""
     remaining = iter(paths)
     while batch := list(itertools.islice(remaining, batch_size)):
         loaded: list[np.ndarray | str] = []
         for path in batch:
             try:
-                packed = load_packed(path, classifier.image_size, classifier.interpolation)
-                loaded.append(centre_crop(packed, classifier.input_size))
+                loaded.append(load_packed(path, classifier.image_size, classifier.interpolation))
             except ImageError as error:
                 loaded.append(str(error))
         images = [item for item in loaded if isinstance(item, np.ndarray)]
-        outputs = iter(classifier.predict(np.stack(images).astype(np.float32)) if images else ())
+        packed = np.stack(images).astype(np.float32) if images else None
+        outputs = iter(classifier.predict_packed(packed, crops) if images else ())
         for path, item in zip(batch, loaded, strict=True):
             yield path, next(outputs) if isinstance(item, np.ndarray) else item

@@ -1,10 +1,15 @@
-"""Classify image files with any model the pipeline trained.
+"""Classify image files with the model the pipeline chose, or any model it trained.
 
-    python -m imgclf.classify --model models/finetune.keras [--top-k 5] [--csv out.csv]
-        [--batch-size 64] [--fast] PATH_OR_FOLDER ...
+    python -m imgclf.classify [--model models/finetune.keras] [--crops 1|10]
+        [--temperature T] [--top-k 5] [--csv out.csv] [--batch-size 64] [--fast]
+        PATH_OR_FOLDER ...
 
-Any cnn, finetune or logreg model works: see `imgclf.serving.classifier` for how each is
-loaded and how images are prepared exactly as the pack stage prepared the training images.
+Without `--model`, it uses the model the evaluate stage chose on val
+(`metrics/evaluation/summary.json`, run from the project's folder), with the crops it was
+evaluated with and its temperature when `evaluate.calibrate: temperature` fitted one, so the
+probabilities are the ones the report measured. Any cnn, finetune or logreg model works with
+`--model` (centre crop and no temperature unless given): see `imgclf.serving.classifier` for
+how each is loaded and how images are prepared exactly as the pack stage prepared them.
 It runs the pipeline's deterministic kernels (`imgclf.models.runtime`), so the probabilities
 are the same on any machine; `--fast` runs the CPU's fastest ones instead.
 
@@ -23,13 +28,16 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 from imgclf.cli import run_stage
-from imgclf.fileio import atomic_output
+from imgclf.errors import UserError
+from imgclf.evaluation.calibration import apply_temperature
+from imgclf.fileio import atomic_output, read_json
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import classify_paths, load_classifier
 
@@ -100,6 +108,39 @@ def write_results(
     return done, failed
 
 
+@dataclass(frozen=True)
+class Choice:
+    """Which model file to run, on how many crops, with which temperature."""
+
+    model: Path
+    crops: int
+    temperature: float
+
+
+def chosen_model(summary: Path, models: Path, metrics: Path) -> Choice:
+    """The model the evaluate stage chose on val, the crops it was evaluated with (10 when
+    its metrics have centre-crop keys beside them) and its fitted temperature (or 1)."""
+    if not summary.is_file():
+        raise UserError(
+            f"{summary}: no chosen model (run dvc repro in the project first), or pass --model"
+        )
+    name = read_json(summary).get("chosen")
+    if not isinstance(name, str):
+        raise UserError(f"{summary}: names no chosen model; rerun the evaluate stage")
+    if name == "ensemble":
+        raise UserError(
+            f"{summary}: the chosen model is the ensemble, which is several models; "
+            "pass --model with one of its members"
+        )
+    suffix = ".skops" if name == "logreg" else ".keras"
+    values = read_json(metrics / f"{name}.json")
+    return Choice(
+        models / f"{name}{suffix}",
+        10 if "test_1crop.accuracy" in values else 1,
+        float(values.get("temperature", 1.0)),
+    )
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -112,7 +153,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m imgclf.classify",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--model", type=Path, required=True, help=".keras or .skops model")
+    parser.add_argument(
+        "--model", type=Path, help=".keras or .skops model; default: the one chosen on val"
+    )
+    parser.add_argument(
+        "--crops",
+        type=int,
+        choices=(1, 10),
+        help="centre crop, or the mean of ten crops (Keras models); default: as evaluated",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        help="divide log-probabilities by this (1: none); default: the fitted one, if any",
+    )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        default=Path("metrics/evaluation/summary.json"),
+        help="where the evaluate stage named the chosen model",
+    )
     parser.add_argument("--top-k", type=_positive, default=5, help="classes per image")
     parser.add_argument("--csv", type=Path, help="write path,rank,label,probability here")
     parser.add_argument("--batch-size", type=_positive, default=64, help="images per batch")
@@ -128,9 +188,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(argv: Sequence[str] | None) -> None:
     args = build_parser().parse_args(argv)
+    if args.model is None:
+        choice = chosen_model(args.summary, Path("models"), args.summary.parent / "models")
+        logging.getLogger("imgclf.classify").info(
+            "the chosen model: %s, %d crop(s), temperature %g",
+            choice.model,
+            choice.crops,
+            choice.temperature,
+        )
+    else:
+        choice = Choice(args.model, 1, 1.0)
+    crops = args.crops or choice.crops
+    temperature = args.temperature if args.temperature is not None else choice.temperature
+    if temperature <= 0:
+        raise UserError(f"--temperature {temperature}: expected a positive number")
     setup(0, deterministic=not args.fast)
-    classifier = load_classifier(args.model)
-    results = classify_paths(classifier, iter_inputs(args.paths), args.batch_size)
+    classifier = load_classifier(choice.model)
+    results = classify_paths(classifier, iter_inputs(args.paths), args.batch_size, crops)
+    if temperature != 1.0:
+        results = (
+            (path, apply_temperature(result[None], temperature)[0])
+            if isinstance(result, np.ndarray)
+            else (path, result)
+            for path, result in results
+        )
     if args.csv is None:
         _, failed = write_results(results, classifier.label_names, args.top_k, sys.stdout)
     else:
