@@ -1,7 +1,7 @@
-"""DVC off the demo path, on copies of the session's built project: queued experiments run
-their own code, the run-cache restores stages whose params go back, dropped ensemble members
-leave nothing behind, a changed image reruns what it affects (and a junk file nothing), plots
-render, and `dvc exp show` stays narrow."""
+"""DVC off the demo path, on copies of the session's built project: the run-cache restores
+stages whose params go back, dropped ensemble members leave nothing behind, a changed image
+reruns what it affects (and a junk file nothing), plots render, and `dvc exp show` stays
+narrow. Queued experiments running their own code: test_experiments.py."""
 
 import json
 import re
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_project import Project, experiments, run_queue
+from pipeline_project import Project
 
 pytestmark = pytest.mark.slow
 
@@ -22,28 +22,6 @@ def project(built_project: Project, tmp_path: Path) -> Project:
 
 def params(project: Project) -> dict:
     return yaml.safe_load((project.root / "params.yaml").read_text(encoding="utf-8"))
-
-
-def test_a_queued_experiment_runs_its_own_library(project: Project) -> None:
-    """An edit to the library queued with an experiment takes effect in the experiment, not
-    in the main workspace (DVC runs the queue in a copy of the repository)."""
-    metrics = project.root / "src/imgclf/evaluation/metrics.py"
-    original = metrics.read_text(encoding="utf-8")
-    edited = original.replace(
-        '"accuracy": accuracy_score(labels, predicted),',
-        '"accuracy": accuracy_score(labels, predicted),\n        "probe": 1.0,',
-    )
-    assert edited != original
-    metrics.write_text(edited, encoding="utf-8")
-    queued = project.dvc("exp", "run", "--queue", "--name", "probe").stdout
-    assert "Queued experiment 'probe'" in queued
-    metrics.write_text(original, encoding="utf-8")  # the main workspace keeps its own code
-    run_queue(project, ["probe"])
-    shown = experiments(project)["probe"]["metrics"]
-    assert shown["metrics/evaluation/models/logreg.json"]["test.probe"] == 1.0
-    assert project.repro() == []
-    head = json.loads((project.root / "metrics/evaluation/models/logreg.json").read_text())
-    assert "test.probe" not in head
 
 
 def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(

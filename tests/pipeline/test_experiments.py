@@ -79,13 +79,32 @@ def test_an_experiment_reruns_only_what_its_params_affect(project: Project) -> N
     assert re.search(r"metrics/logreg_search\.json +C +0\.1 +0\.01\b", text), text
 
 
-def test_a_queued_sweep_runs_every_value_and_applies(project: Project) -> None:
+def test_a_queued_sweep_runs_every_value_with_its_own_library_and_applies(
+    project: Project,
+) -> None:
+    """An edit to the library queued with the sweep takes effect in its experiments, not in
+    the main workspace: DVC runs the queue in copies of the repository, and each stage
+    imports the checkout it runs in (stages/_workspace.py)."""
+    library = project.root / "src/imgclf/evaluation/metrics.py"
+    original = library.read_text(encoding="utf-8")
+    edited = original.replace(
+        '"accuracy": accuracy_score(labels, predicted),',
+        '"accuracy": accuracy_score(labels, predicted),\n        "probe": 1.0,',
+    )
+    assert edited != original
+    library.write_text(edited, encoding="utf-8")
     queued = project.dvc("exp", "run", "--queue", "-S", "logreg.folds=2,3").stdout
     names = re.findall(r"Queued experiment '([^']+)'", queued)
     assert len(names) == 2
+    library.write_text(original, encoding="utf-8")  # the main workspace keeps its own code
     run_queue(project, names)
 
     shown = experiments(project)
+    for name in names:
+        assert shown[name]["metrics"]["metrics/evaluation/models/logreg.json"]["test.probe"] == 1
+    assert project.repro() == []
+    head = json.loads((project.root / "metrics/evaluation/models/logreg.json").read_text())
+    assert "test.probe" not in head
     folds = {shown[name]["params"]["logreg"]["folds"]: name for name in names}
     assert sorted(folds) == [2, 3]
     project.dvc("exp", "apply", folds[3])
