@@ -8,6 +8,7 @@ paired bootstrap interval of their accuracy difference. All of it is scipy.stats
 images are treated as independent draws from the population the split stands for.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,19 @@ def macro_f1_interval(
     if len(labels) < 2:
         value = float(macro_f1(labels, predicted, classes))
         return value, value
-    result = bootstrap(
-        (labels, predicted),
-        lambda y, p, axis=-1: macro_f1(y, p, classes),
+    return _percentile_bootstrap(
+        (labels, predicted), lambda y, p, axis=-1: macro_f1(y, p, classes), seed
+    )
+
+
+def _percentile_bootstrap(
+    samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], seed: int
+) -> tuple[float, float]:
+    """95 % percentile interval of a vectorised `statistic`, resampling the rows of
+    `samples` together (pairs kept), seeded."""
+    interval = bootstrap(
+        samples,
+        statistic,
         paired=True,
         vectorized=True,
         n_resamples=RESAMPLES,
@@ -62,8 +73,8 @@ def macro_f1_interval(
         confidence_level=CONFIDENCE,
         method="percentile",
         rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 @dataclass(frozen=True)
@@ -104,17 +115,7 @@ def compare_paired(correct_a: np.ndarray, correct_b: np.ndarray, seed: int) -> P
     if np.ptp(differences) == 0:  # identical on every image: the interval is a point
         low = high = float(differences[0]) if len(differences) else 0.0
     else:
-        interval = bootstrap(
-            (differences,),
-            np.mean,
-            vectorized=True,
-            n_resamples=RESAMPLES,
-            batch=BATCH,
-            confidence_level=CONFIDENCE,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        ).confidence_interval
-        low, high = float(interval.low), float(interval.high)
+        low, high = _percentile_bootstrap((differences,), np.mean, seed)
     return PairedComparison(
         float(differences.mean()), low, high, only_a, only_b, float(min(p_value, 1.0))
     )
