@@ -19,7 +19,9 @@ log = logging.getLogger("imgclf.pack")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--source", type=Path, required=True, help="the image folder")
+    parser.add_argument(
+        "--source", type=Path, help="the image folder (default: params data.source)"
+    )
     parser.add_argument("--splits", type=Path, required=True)
     parser.add_argument("--split", choices=SPLITS, required=True)
     parser.add_argument("--out", type=Path, required=True, help="HDF5 pack")
@@ -30,7 +32,7 @@ def main() -> None:
     count = pack_split(
         splits,
         args.split,
-        args.source,
+        args.source or Path(params.data.source),
         args.out,
         size=params.base.image_size,
         params=params.pack,
