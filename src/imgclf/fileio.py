@@ -7,6 +7,7 @@ so a killed stage never leaves a file that looks valid.
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -16,12 +17,16 @@ import pandas as pd
 
 from imgclf.errors import UserError
 
+# `.<stem>.<pid>.tmp<suffix>`: the temporary name `atomic_output` gives a file being written.
+TEMPORARY_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>[0-9]+)\.tmp(?P<suffix>\.[^.]*)?")
+
 
 @contextlib.contextmanager
 def atomic_output(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(path.parent)
     # Keep the suffix: some writers insist on it (Keras wants `.keras`).
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     temporary.unlink(missing_ok=True)
@@ -30,6 +35,34 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_dead_temporaries(folder: Path) -> list[str]:
+    """Delete the temporary files in `folder` whose writer is no longer running: what a
+    process killed mid-write (kill -9, power loss) left, as large as the file it was writing.
+    Returns the names removed, sorted."""
+    removed = []
+    for candidate in sorted(folder.glob(".*.tmp*")):
+        match = TEMPORARY_NAME.fullmatch(candidate.name)
+        if match is None or _running(int(match["pid"])):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+        removed.append(candidate.name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:

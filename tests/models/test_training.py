@@ -17,6 +17,7 @@ from imgclf.models.training import (
     build_optimizer,
     build_schedule,
     compile_classifier,
+    fingerprint,
     fit_resumable,
 )
 
@@ -148,6 +149,17 @@ def test_changed_run_starts_afresh(tmp_path: Path, pack) -> None:
         run(paths, "run-a", pack, callbacks=[Stop(at=2)])
     assert run(paths, "run-b", pack) == 5
     assert read_curves(paths.curves)["epoch"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_the_run_id_changes_with_params_and_inputs_only(tmp_path: Path, pack) -> None:
+    """What makes a killed run's state resumable: the same params, the same input files (size
+    and mtime) and the same code; anything else starts afresh."""
+    params = {"epochs": 5, "lr": 0.01}
+    first = fingerprint(params, [pack.path])
+    assert fingerprint(dict(params), [pack.path]) == first
+    assert fingerprint({**params, "lr": 0.02}, [pack.path]) != first
+    pack.path.write_bytes(pack.path.read_bytes() + b"\0")  # a rebuilt pack
+    assert fingerprint(params, [pack.path]) != first
 
 
 def test_best_on_val_is_kept_across_a_resume(tmp_path: Path, pack) -> None:

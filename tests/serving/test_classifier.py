@@ -97,13 +97,32 @@ FORMATS = {
 
 
 @pytest.mark.parametrize("name", FORMATS)
-def test_every_packable_format_is_classified(name: str, keras_model: Path, tmp_path: Path) -> None:
-    FORMATS[name](tmp_path / name)
-    [path] = [str(path) for path in tmp_path.iterdir()]
-    read_image(path)  # the fixture really is a decodable file
-    probabilities = classify_all(keras_model, [path])[path]
-    assert probabilities.shape == (len(CLASSES),)
-    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+def test_every_packable_format_is_classified_as_the_pipeline_packs_it(
+    name: str, keras_model: Path, tmp_path: Path
+) -> None:
+    """The same numbers as the pack stage's code on the same file, and the colours a reference
+    decoder (Pillow) sees: a channel swap or a format-specific decode shows in either."""
+    source = tmp_path / "images"
+    for label in CLASSES:  # the model's classes, by name
+        (source / label).mkdir(parents=True)
+        FORMATS[name](source / label / name)
+    [path] = list((source / CLASSES[0]).iterdir())
+    params = make_params(data={"source": str(source)}, pack={"batch_size": 5})
+    splits = build_index(params.data).manifest.assign(split="train")
+    pack = tmp_path / "pack.h5"
+    pack_split(splits, "train", source, pack, IMAGE_SIZE, params.pack, seed=0, workers=1)
+    expected = predict_pack(load_keras_model(keras_model), pack, batch_size=5, crops=1)
+    got = classify_all(keras_model, [str(path)])[str(path)]
+    np.testing.assert_allclose(got, expected.probabilities[0], rtol=1e-5, atol=1e-7)
+    with Image.open(path) as image:  # transparency goes on white, as the pipeline does
+        white = Image.new("RGBA", image.size, "white")
+        reference = np.asarray(
+            Image.alpha_composite(white, image.convert("RGBA")).convert("RGB"), np.float64
+        )
+    decoded = read_image(str(path)).astype(np.float64)
+    assert decoded.shape == reference.shape
+    # Channel means: R, G and B differ by 60-180 levels in these images; decoders by a few.
+    np.testing.assert_allclose(decoded.mean((0, 1)), reference.mean((0, 1)), atol=4)
 
 
 def test_results_stream_batch_by_batch(keras_model: Path, folder: Path) -> None:

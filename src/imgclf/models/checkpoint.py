@@ -40,7 +40,8 @@ class RunState:
         if not (marker.is_file() and marker.read_text() == run_id):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            marker.write_text(run_id)
+            with atomic_output(marker) as temporary:
+                temporary.write_text(run_id)
 
     def restore(self, model: keras.Model) -> int:
         """Load the checkpoint, if any, into `model` (compiled); return the epochs done."""

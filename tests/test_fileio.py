@@ -1,0 +1,67 @@
+"""Atomic writes: a failed or killed writer leaves nothing under the final name, and the
+temporary file of a killed writer is removed by the next write in its folder."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imgclf.fileio import atomic_output, remove_dead_temporaries
+
+# Writes half a file under atomic_output, says where, and waits to be killed.
+KILLED_WRITER = """
+import sys, time
+from imgclf.fileio import atomic_output
+with atomic_output(sys.argv[1]) as temporary:
+    temporary.write_bytes(b"half a pack")
+    print(temporary, flush=True)
+    time.sleep(600)
+"""
+
+
+def killed_mid_write(path: Path) -> Path:
+    """Run a writer of `path`, SIGKILL it mid-write, and return the temporary it left."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    temporary = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    writer.stdout.close()
+    return temporary
+
+
+def test_a_failed_block_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "pack.h5"
+    with pytest.raises(RuntimeError), atomic_output(target) as temporary:
+        temporary.write_bytes(b"partial")
+        raise RuntimeError("disk full")
+    assert list(target.parent.iterdir()) == []
+
+
+def test_a_killed_writer_leaves_its_temporary_and_the_next_write_removes_it(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "pack.h5"
+    temporary = killed_mid_write(target)
+    assert temporary.name == f".pack.{temporary.name.split('.')[2]}.tmp.h5"
+    assert temporary.exists() and not target.exists()
+    # A live writer's temporary (this process's) is left alone.
+    live = tmp_path / f".other.{os.getpid()}.tmp.h5"
+    live.write_bytes(b"being written")
+    with atomic_output(tmp_path / "means.json") as fresh:
+        fresh.write_text("{}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [live.name, "means.json"]
+
+
+def test_dead_temporary_folders_and_suffixless_files_go_too(tmp_path: Path) -> None:
+    dead = killed_mid_write(tmp_path / "model")
+    assert dead.suffix == ".tmp" and dead.exists()
+    folder = tmp_path / ".export.999999999.tmp"
+    (folder / "variables").mkdir(parents=True)
+    (tmp_path / ".keep.tmp.me").write_text("not a temporary name")
+    assert remove_dead_temporaries(tmp_path) == sorted([dead.name, folder.name])
+    assert [path.name for path in tmp_path.iterdir()] == [".keep.tmp.me"]
