@@ -1,15 +1,18 @@
 """imgclf.serving.classify, the command line: output formats, folder walking, one-line errors."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import FunctionTransformer
 
 from conftest import CLASSES, REPO, classify_all, tiny_classifier
 from imgclf.errors import UserError
@@ -165,6 +168,81 @@ def test_logreg_without_its_backbone_is_one_line(
         f"error: {moved}: its backbone {tmp_path / 'backbone.keras'} is missing "
         "(stored as '../backbone.keras', relative to the model's folder)"
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Crafted model files (a shared remote or a download): refused, nothing they hold runs
+# --------------------------------------------------------------------------------------------
+
+
+def crafted_keras(path: Path, kind: str, marker: Path) -> None:
+    """A classifier whose file, if loaded unsafely, would run code that creates `marker`."""
+    import keras
+
+    from imgclf.models.modelmeta import write_metadata
+
+    inputs = keras.Input((4, 4, 3))
+    if kind == "lambda":
+        # The path is a constant in the function's code, which the file stores (marshal).
+        touch = eval(
+            f"lambda t: t + float(__import__('pathlib').Path({str(marker)!r}).touch() is None)"
+        )
+        hidden = keras.layers.Lambda(touch)(inputs)
+    else:
+        hidden = keras.layers.Flatten()(inputs)
+    keras.Model(inputs, keras.layers.Dense(len(CLASSES))(hidden)).save(path)
+    if kind == "config":  # a layer's initializer names subprocess.Popen, with arguments
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        config = json.loads(entries["config.json"])
+        config["config"]["layers"][-1]["config"]["kernel_initializer"] = {
+            "module": "subprocess",
+            "class_name": "Popen",
+            "config": {"args": ["touch", str(marker)]},
+            "registered_name": None,
+        }
+        entries["config.json"] = json.dumps(config).encode()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+    write_metadata(path, {"kind": "keras", "label_names": list(CLASSES)})
+
+
+@pytest.mark.parametrize(
+    ("kind", "refusal"),
+    [
+        ("lambda", "refusing to load a Lambda layer: it holds Python code"),
+        ("config", "refusing to load subprocess.Popen (not a Keras or imgclf object)"),
+        ("skops", "refusing to load untrusted type(s) builtins.exec"),
+    ],
+)
+def test_crafted_model_files_are_refused_in_one_line(
+    kind: str, refusal: str, folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker = tmp_path / "code-ran"
+    if kind == "skops":
+        import skops.io as sio
+
+        from imgclf.models.modelmeta import write_metadata
+
+        model = tmp_path / "logreg.skops"
+        sio.dump(
+            FunctionTransformer(exec, kw_args={"source": f"open({str(marker)!r}, 'w')"}), model
+        )
+        write_metadata(model, {"kind": "logreg", "label_names": list(CLASSES)})
+    else:
+        model = tmp_path / "cnn.keras"
+        crafted_keras(model, kind, marker)
+        marker.unlink(missing_ok=True)  # the Lambda ran once while the model was built
+    assert run_main(["--model", str(model), str(folder)]) == 1
+    [message] = caplog.messages
+    assert message.startswith(f"error: {model}: {refusal}")
+    assert not marker.exists()
+    if kind == "lambda":  # the file really carries code: an unsafe load runs it
+        import keras
+
+        keras.models.load_model(model, safe_mode=False)
+        assert marker.exists()
 
 
 @pytest.mark.slow  # a fresh process imports TensorFlow: several seconds

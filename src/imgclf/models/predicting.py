@@ -1,6 +1,7 @@
 """Class probabilities of a Keras model over a pack: centre crop, or the book's 10-crop
 over-sampling (ch. 10: four corners and the centre, each also mirrored, averaged)."""
 
+import re
 from pathlib import Path
 
 import keras
@@ -14,11 +15,31 @@ from imgclf.models.layers import CUSTOM_OBJECTS
 
 
 def load_keras_model(path: Path | str) -> keras.Model:
-    """Load a `.keras` model safely (no arbitrary code), with a one-line error."""
+    """Load a `.keras` model safely (no arbitrary code), with a one-line error; a model
+    file from a shared remote or a download may be crafted."""
     try:  # custom layers are passed explicitly: safe mode loads no code from the file
         return keras.models.load_model(path, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: cannot load the model ({error})") from None
+    except (OSError, ValueError, TypeError) as error:
+        raise UserError(f"{path}: {_load_failure(str(error))}") from None
+
+
+def _load_failure(message: str) -> str:
+    """Why Keras would not load a model, in one line (its own messages span many)."""
+    if "`Lambda` layer" in message:
+        return (
+            "refusing to load a Lambda layer: it holds Python code that loading would run "
+            "(imgclf models have none)"
+        )
+    if unknown := re.search(r"Could not locate (?:class|function) '([^']+)'", message):
+        return f"refusing to load unknown class '{unknown[1]}' (not a Keras or imgclf object)"
+    if unknown := re.search(
+        r"Could not interpret \w+ identifier: \{'module': '([^']*)', "
+        r"'class_name': '([^']*)'",
+        message,
+    ):
+        return f"refusing to load {unknown[1]}.{unknown[2]} (not a Keras or imgclf object)"
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return f"cannot load the model ({first_line})"
 
 
 def ten_crops(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
