@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from imgclf.errors import UserError
 from imgclf.fileio import atomic_output
+from imgclf.integrity import check_intact
 from imgclf.models.modelmeta import write_metadata
 
 # Every type inside a stored model; anything else in a file is refused.
@@ -91,6 +92,7 @@ def save_logreg(model: Pipeline, path: Path | str, metadata: dict[str, Any]) -> 
 
 def load_logreg(path: Path | str) -> Pipeline:
     """Load a model written by `save_logreg`, refusing any type it would not contain."""
+    check_intact(path)
     try:
         untrusted = [
             name for name in sio.get_untrusted_types(file=path) if name not in TRUSTED_TYPES

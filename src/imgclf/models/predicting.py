@@ -11,12 +11,14 @@ import tensorflow as tf
 from imgclf.data.hdf5io import PackReader, SplitPredictions
 from imgclf.data.inputs import PackInfo, evaluation_dataset
 from imgclf.errors import UserError
+from imgclf.integrity import check_intact
 from imgclf.models.layers import CUSTOM_OBJECTS
 
 
 def load_keras_model(path: Path | str) -> keras.Model:
     """Load a `.keras` model safely (no arbitrary code), with a one-line error; a model
     file from a shared remote or a download may be crafted."""
+    check_intact(path)
     try:  # custom layers are passed explicitly: safe mode loads no code from the file
         return keras.models.load_model(path, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except (OSError, ValueError, TypeError) as error:
