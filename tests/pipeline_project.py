@@ -136,9 +136,15 @@ class Project:
         return re.findall(r"Running stage '([^']+)'", self.dvc("repro", *targets).stdout)
 
     def digests(self) -> dict[str, str]:
+        """SHA-256 of every output in OUTPUTS and of every file of the report."""
+        figures = sorted(path.relative_to(self.root).as_posix() for path in self.figures())
         return {
-            name: hashlib.sha256((self.root / name).read_bytes()).hexdigest() for name in OUTPUTS
+            name: hashlib.sha256((self.root / name).read_bytes()).hexdigest()
+            for name in [*OUTPUTS, *figures]
         }
+
+    def figures(self) -> list[Path]:
+        return [path for path in (self.root / "reports").rglob("*.png")]
 
     def dvc_argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "dvc", *args]
@@ -152,9 +158,10 @@ class Project:
 QUEUE_TIMEOUT_S = 600  # a hang guard, not a speed claim
 
 
-def run_queue(project: Project, names: list[str]) -> None:
-    """`dvc queue start`, then wait until the queued experiments `names` all succeeded."""
-    project.dvc("queue", "start")  # returns at once; its workers run the experiments
+def run_queue(project: Project, names: list[str], jobs: int = 1) -> None:
+    """`dvc queue start -j jobs`, then wait until the queued experiments `names` all
+    succeeded."""
+    project.dvc("queue", "start", "-j", str(jobs))  # returns at once; workers run them
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while re.search(r"\b(Queued|Running)\b", status := project.dvc("queue", "status").stdout):
         assert time.monotonic() < deadline, f"queue still busy:\n{status}"

@@ -69,8 +69,8 @@ def test_a_damaged_pack_is_refused_with_the_commands_that_repair_it(
         PackReader(pack)
     assert str(raised.value) == (
         f"{pack}: damaged: not the bytes that stage 'pack@train' wrote (size or MD5 differ "
-        "from dvc.lock); restore it with `dvc checkout --force data/train.h5` or rebuild it "
-        "with `dvc repro -f -s pack@train`"
+        "from dvc.lock); rebuild it with `dvc repro -f -s pack@train`, or put back DVC's "
+        "copy with `rm data/train.h5 && dvc checkout data/train.h5`"
     )
     assert isinstance(raised.value, UserError)  # so stages print it as one line
 

@@ -1,10 +1,11 @@
 """Shared entry point for stage scripts: logging set-up and one-line user errors."""
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
-from imgclf.errors import UserError
+from imgclf.errors import DiskFullError, UserError
 
 log = logging.getLogger("imgclf")
 
@@ -14,6 +15,12 @@ def run_stage(main: Callable[[], None]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     try:
         main()
+    except DiskFullError as error:
+        # Exit at once: HDF5 may crash tidying up a file whose writes failed.
+        log.error("error: %s", error)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(1)
     except UserError as error:
         log.error("error: %s", error)
         sys.exit(1)

@@ -5,6 +5,7 @@ so a killed stage never leaves a file that looks valid.
 """
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -15,7 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from imgclf.errors import UserError
+from imgclf.errors import DiskFullError, UserError
+from imgclf.integrity import check_intact
+
+OUT_OF_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
 
 # `.<stem>.<pid>.tmp<suffix>`: the temporary name `atomic_output` gives a file being written.
 TEMPORARY_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>[0-9]+)\.tmp(?P<suffix>\.[^.]*)?")
@@ -33,8 +38,21 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     try:
         yield temporary
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        if (code := out_of_space(error)) is None:
+            raise
+        raise DiskFullError(path, code) from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def out_of_space(error: BaseException) -> int | None:
+    """The errno behind `error` if it is a full disk, a quota or a file-size limit, else
+    None. (HDF5 raises RuntimeError too, and gives the errno in its message.)"""
+    if isinstance(error, OSError) and error.errno in OUT_OF_SPACE:
+        return error.errno
+    code = re.search(r"\berrno = (\d+)", str(error))
+    return int(code[1]) if code and int(code[1]) in OUT_OF_SPACE else None
 
 
 def remove_dead_temporaries(folder: Path) -> list[str]:
@@ -93,6 +111,7 @@ def write_json(path: Path | str, data: dict[str, Any]) -> None:
 
 def read_json(path: Path | str) -> dict[str, Any]:
     """Read a JSON object, with a one-line error when the file is missing or malformed."""
+    check_intact(path)
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -109,6 +128,7 @@ def write_csv(path: Path | str, frame: pd.DataFrame) -> None:
 
 def read_csv(path: Path | str, columns: Sequence[str]) -> pd.DataFrame:
     """Read a CSV written by `write_csv`, checking that it has `columns`; text stays text."""
+    check_intact(path)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except FileNotFoundError:

@@ -39,10 +39,11 @@ def check_intact(path: Path | str) -> None:
     stage, size, md5 = recorded
     if _verified(os.path.abspath(path), stat.st_size, stat.st_mtime_ns, size, md5):
         return
+    # (`dvc checkout --force` alone would trust the size and mtime it saw before.)
     raise DamagedError(
         f"{path}: damaged: not the bytes that stage '{stage}' wrote (size or MD5 differ from "
-        f"{LOCK}); restore it with `dvc checkout --force {relative}` or rebuild it with "
-        f"`dvc repro -f -s {stage}`"
+        f"{LOCK}); rebuild it with `dvc repro -f -s {stage}`, or put back DVC's copy with "
+        f"`rm {relative} && dvc checkout {relative}`"
     )
 
 

@@ -1,7 +1,10 @@
 """Stage index: labels from folders, file names or a CSV; bad files rejected with a reason."""
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -157,3 +160,45 @@ def test_index_does_not_depend_on_creation_order(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(
         build_index(data_params(first)).manifest, build_index(data_params(second)).manifest
     )
+
+
+# Without these capabilities root obeys file modes as any user does; a plain user needs none.
+AS_A_USER = (
+    ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+)
+INDEX_AND_PRINT = """
+import sys
+from imgclf.data.indexing import build_index
+from conftest import make_params
+index = build_index(make_params(data={"source": sys.argv[1]}).data)
+print(index.manifest.to_json(orient="records"))
+print(index.rejected.to_json(orient="records"))
+"""
+
+
+def test_unreadable_files_and_folders_are_rejected_with_their_reason(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images", per_class=2)
+    locked_file, locked_folder = root / "cat" / "cat_00.jpg", root / "fox"
+    locked_file.chmod(0)
+    locked_folder.chmod(0)
+    try:
+        result = subprocess.run(
+            [*AS_A_USER, sys.executable, "-c", INDEX_AND_PRINT, str(root)],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parents[1],
+            check=True,
+        )
+    finally:
+        locked_file.chmod(0o644)
+        locked_folder.chmod(0o755)
+    manifest, rejected = (json.loads(line) for line in result.stdout.splitlines()[-2:])
+    assert [row["path"] for row in manifest] == [
+        "cat/cat_01.jpg",
+        "dog/dog_00.jpg",
+        "dog/dog_01.jpg",
+    ]
+    assert rejected == [
+        {"path": "cat/cat_00.jpg", "reason": "cannot read file (Permission denied)"},
+        {"path": "fox", "reason": "cannot read folder (Permission denied)"},
+    ]

@@ -64,8 +64,8 @@ def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(
 
 
 def test_only_index_reads_the_image_folder(project: Project) -> None:
-    """A junk file changes nothing downstream; an edited image reruns the stages it affects;
-    no other stage depends on the folder."""
+    """A junk file changes nothing downstream; an edited, removed or added image reruns the
+    stages it affects; no other stage depends on the folder."""
     spec = yaml.safe_load((project.root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     readers = [
         name
@@ -81,10 +81,17 @@ def test_only_index_reads_the_image_folder(project: Project) -> None:
     assert sorted(project.repro()) == ["index", "report"]
     # An edited image: index notices, and the new hash reaches the splits (and so the packs,
     # which check it as they read; running only that far keeps the test short).
-    victim, other = sorted((project.root / "data/images/dog").iterdir())[:2]
+    victim, other, third = sorted((project.root / "data/images/dog").iterdir())[:3]
     victim.write_bytes(other.read_bytes())
     assert project.repro("split") == ["index", "split"]
     assert "pack@" in project.dvc("status").stdout
+    # A removed image and an added one: the same.
+    third.unlink()
+    assert project.repro("split") == ["index", "split"]
+    (project.root / "data/images/fox/new.jpg").write_bytes(other.read_bytes())
+    assert project.repro("split") == ["index", "split"]
+    manifest = (project.root / "data/interim/manifest.csv").read_text(encoding="utf-8")
+    assert "fox/new.jpg" in manifest and third.name not in manifest
 
 
 def test_plots_render_train_and_val_on_one_chart(project: Project) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from imgclf.errors import UserError
-from imgclf.fileio import atomic_output
+from imgclf.errors import DiskFullError, UserError
+from imgclf.fileio import atomic_output, out_of_space
+from imgclf.integrity import check_intact
 
 IMAGES = "images"
 FEATURES = "features"
@@ -46,6 +47,7 @@ class PackWriter:
         dtype: type = np.uint8,
     ) -> None:
         self.path, self.count, self.written = Path(path), count, 0
+        self._out_of_space: int | None = None  # the errno of a write that found no space
         self._stack = contextlib.ExitStack()
         try:
             self._create(label_names, image_shape, chunk_rows, attrs or {}, key, dtype)
@@ -85,9 +87,16 @@ class PackWriter:
                 f"batch of {len(rows)} does not fit {self.path} at row "
                 f"{self.written} of {self.count}"
             )
-        self._rows[self.written : end] = rows
-        self._labels[self.written : end] = np.asarray(labels, dtype=np.int64)
-        self._paths[self.written : end] = list(paths)
+        try:
+            self._rows[self.written : end] = rows
+            self._labels[self.written : end] = np.asarray(labels, dtype=np.int64)
+            self._paths[self.written : end] = list(paths)
+            # Each batch reaches the disk now: a full disk fails here, in a write that
+            # `__exit__` recognises, and not later in the close.
+            self._file.flush()
+        except (OSError, RuntimeError) as error:
+            self._out_of_space = out_of_space(error)
+            raise
         self.written = end
 
     def __enter__(self) -> "PackWriter":
@@ -99,6 +108,12 @@ class PackWriter:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._out_of_space is not None:
+            # HDF5 cannot close a file whose flush failed (it raises, or crashes later): the
+            # temporary file is deleted whatever the close says, and the process must stop.
+            with contextlib.suppress(Exception):
+                self._stack.__exit__(kind, error, traceback)
+            raise DiskFullError(self.path, self._out_of_space) from None
         if kind is None and self.written != self.count:
             error = ValueError(f"{self.path}: only {self.written} of {self.count} rows written")
             self._stack.__exit__(type(error), error, None)
@@ -111,6 +126,7 @@ class PackReader:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        check_intact(self.path)
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError:
@@ -187,6 +203,7 @@ def save_predictions(
 
 def load_predictions(path: Path | str) -> tuple[dict[str, SplitPredictions], list[str]]:
     """Read a predictions file: ({split: SplitPredictions}, label_names)."""
+    check_intact(path)
     try:
         with h5py.File(path, "r") as handle:
             names = list(handle[LABEL_NAMES].asstr()[:])
@@ -217,6 +234,7 @@ class Features:
 
 def load_features(path: Path | str) -> Features:
     """Read a features file written with `PackWriter(..., key=FEATURES)`."""
+    check_intact(path)
     try:
         with h5py.File(path, "r") as handle:
             return Features(

@@ -92,9 +92,12 @@ def _labels_from_walk(root: Path, params: DataParams) -> tuple[list, list]:
 
 
 def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
-    """Yield (relative POSIX path, problem or None) for every non-hidden entry, sorted."""
+    """Yield (relative POSIX path, problem or None) for every non-hidden entry, sorted; a
+    folder that cannot be listed is one entry with its reason."""
     real_root = os.path.realpath(root)
-    for folder, subfolders, files in os.walk(root):
+    unreadable: list[OSError] = []  # what os.walk could not list (it would skip it silently)
+    for folder, subfolders, files in os.walk(root, onerror=unreadable.append):
+        yield from _unreadable_folders(root, unreadable)
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         for name in list(subfolders):
             if os.path.islink(os.path.join(folder, name)):
@@ -104,6 +107,14 @@ def _walk(root: Path) -> Iterator[tuple[str, str | None]]:
             if not name.startswith(".") and name.lower() not in OS_FILES:
                 full = os.path.join(folder, name)
                 yield _relative(root, folder, name), _file_problem(full, real_root)
+    yield from _unreadable_folders(root, unreadable)
+
+
+def _unreadable_folders(root: Path, errors: list[OSError]) -> Iterator[tuple[str, str]]:
+    while errors:
+        error = errors.pop()
+        path = Path(error.filename).relative_to(root).as_posix()
+        yield path, f"cannot read folder ({error.strerror or error})"
 
 
 def _relative(root: Path, folder: str, name: str) -> str:
