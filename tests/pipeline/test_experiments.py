@@ -79,12 +79,13 @@ def test_an_experiment_reruns_only_what_its_params_affect(project: Project) -> N
     assert re.search(r"metrics/logreg_search\.json +C +0\.1 +0\.01\b", text), text
 
 
-def test_a_queued_sweep_runs_every_value_with_its_own_library_and_applies(
-    project: Project,
+def test_a_parallel_queued_sweep_runs_every_value_with_its_own_library_and_applies(
+    project: Project, built_project: Project
 ) -> None:
     """An edit to the library queued with the sweep takes effect in its experiments, not in
     the main workspace: DVC runs the queue in copies of the repository, and each stage
-    imports the checkout it runs in (stages/_workspace.py)."""
+    imports the checkout it runs in (stages/_workspace.py). Two workers share one cache and
+    give the bytes of a build run alone."""
     library = project.root / "src/imgclf/evaluation/metrics.py"
     original = library.read_text(encoding="utf-8")
     edited = original.replace(
@@ -97,7 +98,7 @@ def test_a_queued_sweep_runs_every_value_with_its_own_library_and_applies(
     names = re.findall(r"Queued experiment '([^']+)'", queued)
     assert len(names) == 2
     library.write_text(original, encoding="utf-8")  # the main workspace keeps its own code
-    run_queue(project, names)
+    run_queue(project, names, jobs=2)
 
     shown = experiments(project)
     for name in names:
@@ -113,3 +114,7 @@ def test_a_queued_sweep_runs_every_value_with_its_own_library_and_applies(
     assert "up to date" in project.dvc("status").stdout
     project.dvc("exp", "apply", folds[2])
     assert params(project)["logreg"] == params_at_head(project)["logreg"]
+    # The HEAD value, run in parallel with another: the bytes of the build run alone.
+    alone, parallel = built_project.digests(), project.digests()
+    for name in ("models/logreg.skops", "data/predictions/logreg.h5", "metrics/split.json"):
+        assert parallel[name] == alone[name], name

@@ -1,17 +1,25 @@
-"""Remotes, tested for real: push a built pipeline to a local and an SSH remote, clone, pull.
+"""Remotes, tested for real: push a built pipeline to a local, an SSH and an S3 remote,
+clone, pull; pushes and pulls killed midway complete when run again.
 
 The tests copy the session's built project (conftest.built_project) once for this module;
 each test pushes to its own remote and clones into its own folder, so none depends on
-another. The SSH remote is a real OpenSSH sshd on 127.0.0.1 (tests/sshd.py).
+another. The SSH remote is a real OpenSSH sshd on 127.0.0.1 (tests/sshd.py), the S3 remote
+moto's S3-compatible server on 127.0.0.1.
 """
 
+import hashlib
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from sshd import Sshd, sshd_fixture  # noqa: F401  (the sshd fixture)
@@ -36,6 +44,9 @@ FEATURE_INPUTS_AND_OUTPUTS = [
     *(f"data/{kind}/{split}.h5" for kind in ("processed", "features") for split in SPLITS),
 ]
 WEIGHTS = "weights/minivggnet.weights.h5"  # git-ignored: stands in for a downloaded file
+# A large tracked file, so that a transfer lasts long enough to be killed midway.
+LARGE = "data/large.bin"
+HANG_GUARD_S = 300  # not a speed claim: only so that a hung transfer fails the test
 
 
 class Checkout(Project):
@@ -62,11 +73,15 @@ def cloud_status(project: Project, remote: str, *args: str) -> dict[str, str]:
     return json.loads(project.dvc("status", "--cloud", "-r", remote, "--json", *args).stdout)
 
 
-def push(project: Project, remote: str, *args: str, expected: list[str]) -> None:
-    """Push; the remote lacks the `expected` outputs before, and lacks nothing after."""
+def push(
+    project: Project, remote: str, *args: str, expected: list[str], after_kill: bool = False
+) -> None:
+    """Push; the remote lacks the `expected` outputs before (some may be there already if
+    an earlier push was killed), and lacks nothing after."""
     missing = cloud_status(project, remote, *args)
     assert set(missing.values()) == {"new"}
-    assert set(expected) <= set(missing)
+    if not after_kill:
+        assert set(expected) <= set(missing)
     assert not set(NOT_PUSHED) & set(missing)
     started = time.monotonic()
     result = project.dvc("push", "-r", remote, *args)
@@ -82,6 +97,47 @@ def pull(project: Project, remote: str, *args: str) -> None:
     print(f"pull -r {remote}: {time.monotonic() - started:.1f} s, {summary}")
 
 
+def files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+def kill_midway(project: Project, watched: Path, *args: str) -> int:
+    """Run `dvc *args` and SIGKILL it (its whole process group) as soon as a new file
+    appears under `watched`: the transfer has begun and not finished. Returns how many files
+    `watched` then held."""
+    before = len(files_under(watched))
+    transfer = subprocess.Popen(
+        project.dvc_argv(*args),
+        cwd=project.root,
+        env=project.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + HANG_GUARD_S
+    while len(files_under(watched)) == before and transfer.poll() is None:
+        assert time.monotonic() < deadline, f"dvc {args} hung"
+        time.sleep(0.001)
+    os.killpg(transfer.pid, signal.SIGKILL)
+    assert transfer.wait() == -signal.SIGKILL, f"dvc {args} finished before it was killed"
+    return len(files_under(watched))
+
+
+def verified_objects(files: Path) -> int:
+    """Check every object under a DVC cache or remote's `files/md5/`: its content has the
+    MD5 its name says. Returns how many there are."""
+    objects = [
+        path
+        for path in files_under(files / "md5")
+        if len(path.parent.name) == 2 and not path.name.startswith(".")
+    ]
+    for path in objects:
+        name = path.parent.name + path.name.removesuffix(".dir")
+        assert hashlib.md5(path.read_bytes()).hexdigest() == name, f"{path} is damaged"
+    return len(objects)
+
+
 def tree_size(root: Path) -> int:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
@@ -93,22 +149,36 @@ def assert_same_files(one: Path, other: Path, names: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def built(built_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """This module's copy of the built, committed pipeline."""
-    return Project(tmp_path_factory.mktemp("remotes") / "a", template=built_project)
+    """This module's copy of the built, committed pipeline, with a large tracked file."""
+    project = Project(tmp_path_factory.mktemp("remotes") / "a", template=built_project)
+    (project.root / LARGE).write_bytes(np.random.default_rng(0).bytes(64 << 20))
+    project.dvc("add", LARGE)
+    project.commit("a large file")
+    return project
 
 
 def test_local_remote_round_trip(built: Project, tmp_path: Path) -> None:
     """The one-step recipe for a teammate: `dvc repro --pull` with a default remote."""
     store = str(tmp_path / "store")
     add_remote(built, "local", store)
-    push(built, "local", expected=PUSHED)
-    print(f"local remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB")
+    killed_at = kill_midway(built, tmp_path / "store", "push", "-r", "local")
+    push(built, "local", expected=PUSHED, after_kill=True)
+    objects = verified_objects(tmp_path / "store" / "files")
+    print(
+        f"local remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB, push killed at "
+        f"{killed_at} files, then {objects} objects verified"
+    )
     teammate = clone(built, tmp_path / "b")
     add_remote(teammate, "local", store, "--default")
+    cache = teammate.root / ".dvc" / "cache" / "files"
+    killed_at = kill_midway(teammate, cache, "pull", "--allow-missing")
+    print(f"pull killed at {killed_at} files in the clone's cache")
     started = time.monotonic()
     assert sorted(teammate.repro("--pull")) == REMADE_BY_CLONE
     print(f"repro --pull: {time.monotonic() - started:.1f} s")
-    assert_same_files(built.root, teammate.root, OUTPUTS)
+    teammate.dvc("pull", LARGE)  # `repro --pull` pulls only what stages use
+    assert_same_files(built.root, teammate.root, [*OUTPUTS, LARGE])
+    assert verified_objects(cache) >= len(PUSHED)
     assert "up to date" in teammate.dvc("status").stdout
     assert teammate.repro() == []
 
@@ -124,14 +194,21 @@ def test_ssh_remote_round_trip(built: Project, tmp_path: Path, sshd: Sshd) -> No
     url, keyfile = sshd.url(tmp_path / "store"), str(sshd.client_key)
     try:
         add_remote(user, "ssh", url, keyfile=keyfile)
-        push(user, "ssh", expected=PUSHED)
+        killed_at = kill_midway(user, tmp_path / "store", "push", "-r", "ssh")
+        print(f"ssh push killed at {killed_at} files")
+        push(user, "ssh", expected=PUSHED, after_kill=True)
         teammate = clone(user, tmp_path / "b")
         add_remote(teammate, "ssh", url, keyfile=keyfile)
+        cache = teammate.root / ".dvc" / "cache" / "files"
+        killed_at = kill_midway(teammate, cache, "pull", "-r", "ssh", "--allow-missing")
+        print(f"ssh pull killed at {killed_at} files in the clone's cache")
         pull(teammate, "ssh", "--allow-missing")
     except AssertionError as error:
         raise AssertionError(f"{error}\nsshd log:\n{sshd.log.read_text()[-3000:]}") from None
     print(f"ssh remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB")
-    assert_same_files(built.root, teammate.root, PUSHED)
+    assert verified_objects(tmp_path / "store" / "files") >= len(PUSHED)
+    assert verified_objects(cache) >= len(PUSHED)
+    assert_same_files(built.root, teammate.root, [*PUSHED, LARGE])
     assert sorted(teammate.repro()) == REMADE_BY_CLONE
     assert_same_files(built.root, teammate.root, OUTPUTS)
     assert "up to date" in teammate.dvc("status").stdout
@@ -188,3 +265,60 @@ def test_offline_clone_pulls_the_backbone_instead_of_its_weights(
     )
     # Keras writes its keras.json there; a download would have gone to models/ or datasets/.
     assert [path.name for path in keras_home.rglob("*")] == ["keras.json"]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3-compatible server on 127.0.0.1, in this process; its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_s3_remote_round_trip(built: Project, tmp_path: Path, s3_endpoint: str) -> None:
+    """The S3 recipe of the README: the endpoint in config, the credentials only in the
+    environment (never in a file git sees)."""
+    import boto3
+
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "imgclf-test",
+        "AWS_SECRET_ACCESS_KEY": "imgclf-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    user = Checkout(built.root, {**built.env, **credentials})
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        **{
+            "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+            "region_name": credentials["AWS_DEFAULT_REGION"],
+        },
+    )
+    s3.create_bucket(Bucket="imgclf")
+    url = "s3://imgclf/store"
+    add_remote(user, "s3", url, endpointurl=s3_endpoint)
+    push(user, "s3", expected=PUSHED)
+    teammate = clone(user, tmp_path / "b")
+    add_remote(teammate, "s3", url, endpointurl=s3_endpoint)
+    pull(teammate, "s3", "--allow-missing")
+    assert_same_files(built.root, teammate.root, [*PUSHED, LARGE])
+    assert sorted(teammate.repro()) == REMADE_BY_CLONE  # predictions are not pushed
+    assert_same_files(built.root, teammate.root, OUTPUTS)
+    assert "up to date" in teammate.dvc("status").stdout
+    # Every object in the bucket has the MD5 its key says.
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="imgclf")
+        for item in page.get("Contents", [])
+    ]
+    assert len(keys) >= len(PUSHED)
+    for key in keys:
+        body = s3.get_object(Bucket="imgclf", Key=key)["Body"].read()
+        *_, prefix, rest = key.split("/")
+        assert hashlib.md5(body).hexdigest() == prefix + rest.removesuffix(".dir"), key
+    print(f"s3 remote: {len(keys)} objects verified")
