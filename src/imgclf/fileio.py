@@ -19,17 +19,27 @@ from imgclf.errors import UserError
 
 @contextlib.contextmanager
 def atomic_output(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+    The block may make a file or a folder there (a SavedModel is a folder); a folder
+    replaces only a missing or empty `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Keep the suffix: some writers insist on it (Keras wants `.keras`).
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    temporary.unlink(missing_ok=True)
+    _remove(temporary)
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:
