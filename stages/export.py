@@ -14,7 +14,12 @@ from imgclf.fileio import atomic_output, write_json
 from imgclf.models.modelmeta import check_classes
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import load_classifier, model_file
-from imgclf.serving.export import calibration_sample, serving_model, write_export
+from imgclf.serving.export import (
+    calibration_sample,
+    export_digests,
+    serving_model,
+    write_export,
+)
 from imgclf.serving.exported import export_predictors, predict_exported_pack
 
 log = logging.getLogger("imgclf.export")
@@ -69,6 +74,7 @@ def main() -> None:
             "model": name,
             "chosen_by": CHOICE_RULE if params.export.model == "chosen" else "export.model",
             "bytes": sizes,
+            "md5": export_digests(args.out),
         },
     )
 

@@ -62,7 +62,15 @@ class Project:
             shutil.copytree(template.root, root, symlinks=True)
             return
         root.mkdir(parents=True)
-        for name in ("dvc.yaml", ".dvcignore", "stages", "src", PRETRAIN_PLACEHOLDER):
+        # bench/results: the report shows the committed bench figures beside the exports.
+        for name in (
+            "dvc.yaml",
+            ".dvcignore",
+            "stages",
+            "src",
+            "bench/results",
+            PRETRAIN_PLACEHOLDER,
+        ):
             source, target = REPO / name, root / name
             target.parent.mkdir(parents=True, exist_ok=True)
             copy = shutil.copytree if source.is_dir() else shutil.copy2

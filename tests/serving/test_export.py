@@ -20,6 +20,7 @@ from imgclf.serving.export import (
     SAVED_MODEL,
     TFLITE,
     convert_tflite,
+    export_digests,
     serving_model,
     write_export,
 )
@@ -175,3 +176,69 @@ def test_saved_model_runs_without_imgclf(keras_export: Path, image_files: list[s
     runner = SavedModelRunner(keras_export / SAVED_MODEL)
     expected = runner([Path(path).read_bytes() for path in files])
     assert np.abs(result - expected).max() < 1e-6
+
+
+@pytest.mark.parametrize("export_file", [SAVED_MODEL, TFLITE["float32"]])
+def test_classify_runs_exports(
+    keras_model: Path,
+    keras_export: Path,
+    folder: Path,
+    export_file: str,
+    tmp_path: Path,
+) -> None:
+    from imgclf.serving.classify import iter_inputs, main
+
+    out = tmp_path / "top1.csv"
+    main(
+        [
+            "--model",
+            str(keras_export / export_file),
+            "--top-k",
+            "1",
+            "--csv",
+            str(out),
+            str(folder),
+        ]
+    )
+    rows = out.read_text(encoding="utf-8").splitlines()[1:]
+    paths = list(iter_inputs([str(folder)]))
+    expected = classify_all(keras_model, paths)
+    assert [row.split(",")[0] for row in rows] == paths
+    assert [row.split(",")[2] for row in rows] == [CLASSES[expected[p].argmax()] for p in paths]
+    with pytest.raises(SystemExit):  # an export is one centre crop
+        main(["--model", str(keras_export / export_file), "--crops", "10", str(folder)])
+
+
+EXPORT_AGAIN = """
+import sys
+from pathlib import Path
+import imgclf
+from imgclf.models.runtime import setup
+setup(0, deterministic=True)
+import numpy as np
+from imgclf.serving.classifier import load_classifier
+from imgclf.serving.export import serving_model, write_export
+calibration = np.random.default_rng(0).uniform(0, 255, (8, *map(int, sys.argv[3:5]), 3))
+classifier = load_classifier(sys.argv[1])
+write_export(serving_model(classifier), Path(sys.argv[2]), calibration, "cnn/seed0")
+"""
+
+
+@pytest.mark.slow  # two fresh processes export the model: 20-40 s on the shared machine
+def test_the_same_model_exports_to_the_same_bytes(keras_model: Path, tmp_path: Path) -> None:
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT_AGAIN, str(keras_model), str(tmp_path / name)]
+            + [str(side) for side in IMAGE_SIZE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("first", "second")
+    ]
+    for run in runs:
+        _, errors = run.communicate()
+        assert run.returncode == 0, errors[-2000:]
+    first, second = export_digests(tmp_path / "first"), export_digests(tmp_path / "second")
+    assert first == second
+    assert set(first) == {SAVED_MODEL, *TFLITE}

@@ -176,7 +176,7 @@ def write_export(
     model: ServingModel, folder: Path, calibration: np.ndarray, source: str
 ) -> dict[str, int]:
     """Write the SavedModel, both LiteRT files and imgclf.json into `folder` (a fresh one, as
-    `fileio.atomic_output` gives); return each export's size in bytes."""
+    `fileio.atomic_output` gives); return each export's size in bytes (see `export_files`)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_saved_model(model, folder / SAVED_MODEL)
     (folder / TFLITE["float32"]).write_bytes(convert_tflite(model))
@@ -191,11 +191,28 @@ def write_export(
             "input": "float32 (batch, height, width, 3) RGB 0-255 at image_size",
         },
     )
-    saved = folder / SAVED_MODEL
     return {
-        SAVED_MODEL: sum(path.stat().st_size for path in saved.rglob("*") if path.is_file()),
-        **{name: (folder / file).stat().st_size for name, file in TFLITE.items()},
+        name: sum(path.stat().st_size for path in files)
+        for name, files in export_files(folder).items()
     }
+
+
+def export_files(folder: Path) -> dict[str, list[Path]]:
+    """The files of each export in `folder`, sorted."""
+    saved = sorted(path for path in (folder / SAVED_MODEL).rglob("*") if path.is_file())
+    return {SAVED_MODEL: saved, **{name: [folder / file] for name, file in TFLITE.items()}}
+
+
+def export_digests(folder: Path) -> dict[str, str]:
+    """An MD5 of each export's files (names and bytes): equal digests, identical exports."""
+    digests = {}
+    for name, files in export_files(folder).items():
+        digest = hashlib.md5()
+        for path in files:
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+        digests[name] = digest.hexdigest()
+    return digests
 
 
 def export_names() -> Sequence[str]:

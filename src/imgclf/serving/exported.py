@@ -110,12 +110,15 @@ def predict_exported_pack(
         for images, _ in reader.iter_chunks():
             for start in range(0, len(images), batch_size):
                 batch = images[start : start + batch_size]
-                inputs = [_png(image) for image in batch] if encode else batch.astype(np.float32)
+                inputs = (
+                    [encode_png(image) for image in batch] if encode else batch.astype(np.float32)
+                )
                 batches.append(np.asarray(predict(inputs), np.float32))
         return SplitPredictions(np.concatenate(batches), reader.labels, reader.paths)
 
 
-def _png(image: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray) -> bytes:
+    """A packed RGB image as PNG bytes, lossless."""
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserError("OpenCV could not encode a packed image as PNG")
