@@ -20,7 +20,12 @@ match the files in models/export). Run from the repository root after `dvc repro
 Absolute times depend on the machine and on what else runs on it; compare ratios.
 """
 
+# imgclf before anything that loads NumPy: importing it pins NumPy's and OpenBLAS's kernels.
+import imgclf  # noqa: F401
+
+# isort: split
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -99,7 +104,7 @@ def main() -> None:
         {
             "model": source,
             "md5": export_digests(args.export),
-            "cpu": cpu_name(),
+            "cpu": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
             "how": (
                 f"median of {len(images)} single-image calls, best of {args.repeat} rounds; "
                 f"the source model through Keras took {best['baseline']:.2f} ms"

@@ -88,6 +88,7 @@ class Project:
         )
         params["logreg"].update(C=[0.1, 1.0], folds=2)
         params["finetune"].update(batch_size=8, warmup_epochs=1, epochs=1, unfreeze=4)
+        params["export"].update(calibration_images=8)
         self.write_params(params)
         self.command("git", "init", "-q")
         self.dvc("init", "-q")

@@ -29,7 +29,8 @@ def export_section(
     per_image = latency.get("per_image_ms", {}) if timed else {}
     source = export["model"]
     rows = []
-    for name, values in sorted(exports.items()):
+    for name in sorted(exports, key=lambda name: list(NAMES).index(name) if name in NAMES else 9):
+        values = exports[name]
         milliseconds = per_image.get(name)
         rows.append(
             [
@@ -53,7 +54,7 @@ def export_section(
         "per image",
     ]
     text = (
-        f"The export stage wrote {code(source)} ({export['chosen_by']}) to "
+        f"The export stage wrote {code(source)} (chosen by {export['chosen_by']}) to "
         "`models/export/`: a SavedModel whose signature takes encoded JPEG/PNG bytes and "
         "prepares them in its graph, and LiteRT files taking packed images. Each is scored on "
         f"the test pack against {code(source)}'s own centre-crop predictions; the SavedModel "
