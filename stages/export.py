@@ -9,6 +9,7 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import PackReader, load_predictions, save_predictions
+from imgclf.evaluation.ensembling import remove_dropped_seeds
 from imgclf.evaluation.metrics import CHOICE_RULE, choose_model, model_metrics
 from imgclf.fileio import atomic_output, write_json
 from imgclf.models.modelmeta import check_classes
@@ -40,6 +41,7 @@ def main() -> None:
 
     params = load_params(args.params)
     setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
+    remove_dropped_seeds(params.cnn.seeds, args.predictions / "cnn", args.models / "cnn")
     name = params.export.model
     if name == "chosen":  # evaluate's rule over the single models (its input, not its output)
         candidates = {}

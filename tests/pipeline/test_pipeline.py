@@ -31,6 +31,7 @@ MODEL_STAGES = [
     "finetune",
     "predict_finetune",
     "ensemble",
+    "export",
     "evaluate",
     "report",
 ]
@@ -80,6 +81,7 @@ def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     assert sorted(project.repro()) == [
         "ensemble",
         "evaluate",
+        "export",
         "logreg",
         "predict_logreg",
         "report",
