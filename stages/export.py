@@ -8,9 +8,9 @@ from pathlib import Path
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.data.hdf5io import PackReader, load_predictions, save_predictions
+from imgclf.data.hdf5io import PackReader, save_predictions
 from imgclf.evaluation.ensembling import remove_dropped_seeds
-from imgclf.evaluation.metrics import CHOICE_RULE, choose_model, model_metrics
+from imgclf.evaluation.exports import model_to_export
 from imgclf.fileio import atomic_output, write_json
 from imgclf.models.modelmeta import check_classes
 from imgclf.models.runtime import setup
@@ -42,13 +42,7 @@ def main() -> None:
     params = load_params(args.params)
     setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
     remove_dropped_seeds(params.cnn.seeds, args.predictions / "cnn", args.models / "cnn")
-    name = params.export.model
-    if name == "chosen":  # evaluate's rule over the single models (its input, not its output)
-        candidates = {}
-        for candidate in params.exportable_models():
-            splits, label_names = load_predictions(args.predictions / f"{candidate}.h5")
-            candidates[candidate] = model_metrics(splits, len(label_names), params.base.seed)
-        name = choose_model(candidates)
+    name, chosen_by = model_to_export(params, args.predictions)
     path = model_file(args.models, name)
     for pack in (args.train, args.val, args.test):
         with PackReader(pack) as reader:
@@ -74,7 +68,7 @@ def main() -> None:
         args.summary,
         {
             "model": name,
-            "chosen_by": CHOICE_RULE if params.export.model == "chosen" else "export.model",
+            "chosen_by": chosen_by,
             "bytes": sizes,
             "md5": export_digests(args.out),
         },

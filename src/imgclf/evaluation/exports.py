@@ -1,5 +1,6 @@
-"""How much an export of a model (`stage export`) changed it: top-1 agreement, accuracy delta
-and the largest probability gap against the source model's own centre-crop predictions."""
+"""Exports and the models they copy: which model the export stage exports, and how much the
+export changed it (top-1 agreement, accuracy delta, largest probability gap against the
+source model's own centre-crop predictions)."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 from imgclf.config import Params
 from imgclf.data.hdf5io import SplitPredictions, load_predictions, prediction_attrs
 from imgclf.errors import UserError
-from imgclf.evaluation.metrics import model_metrics
+from imgclf.evaluation.metrics import CHOICE_RULE, choose_model, model_metrics
 
 # What summary.json repeats of each export's metrics.
 EXPORT_SUMMARY = (
@@ -20,6 +21,18 @@ EXPORT_SUMMARY = (
     "test.agreement",
     "test.max_probability_gap",
 )
+
+
+def model_to_export(params: Params, predictions: Path) -> tuple[str, str]:
+    """(name, why): `export.model`, or with `chosen` the single model evaluate's rule picks
+    from the predictions (the export stage runs before evaluate, which scores its exports)."""
+    if params.export.model != "chosen":
+        return params.export.model, "export.model"
+    candidates = {}
+    for name in params.exportable_models():
+        splits, label_names = load_predictions(predictions / f"{name}.h5")
+        candidates[name] = model_metrics(splits, len(label_names), params.base.seed)
+    return choose_model(candidates), CHOICE_RULE
 
 
 def score_export(

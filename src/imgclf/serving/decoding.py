@@ -2,10 +2,10 @@
 image bytes: decode (JPEG at libjpeg's reduced size, PNG with alpha composited on white), RGB,
 the aspect-aware centre crop and resize to the packed size, rounded to uint8 as packs store it.
 
-It mirrors `imgclf.data.imaging` (OpenCV) step by step. What differs, measured by
-tests/serving/test_export.py and stated in the README: TensorFlow's resize kernels are not
-OpenCV's (`area` agrees on whole-number shrink factors, not on others nor on enlarging), JPEG
-EXIF orientation is not applied, only JPEG and PNG are read, and 16-bit PNGs keep the high byte.
+It mirrors `imgclf.data.imaging` (OpenCV) step by step; tests/serving/test_decoding.py
+measures where the pixels agree (area shrinks, reduced JPEG decoding, transparency) and by how
+much they do not (enlarging, linear, cubic: other kernels); the README lists the figures.
+JPEG EXIF orientation is not applied, and only JPEG and PNG are read.
 """
 
 from collections.abc import Callable
@@ -37,8 +37,9 @@ def pack_image(data: tf.Tensor, size: tuple[int, int], interpolation: str) -> tf
     top, left, crop_height, crop_width = _crop_box(height, width, size)
     cropped = tf.cast(image[top : top + crop_height, left : left + crop_width], tf.float32)
     resized = tf.image.resize(cropped, size, method=METHODS[interpolation])
-    # Packs hold uint8: round to nearest (ties to even, as OpenCV) and saturate.
-    return tf.cast(tf.saturate_cast(tf.round(resized), tf.uint8), tf.float32)
+    # Packs hold uint8: round halves up, as OpenCV's area shrink does (tf.round ties to even,
+    # which left 12 % of a 2x shrink one level off), and saturate.
+    return tf.cast(tf.saturate_cast(tf.floor(resized + 0.5), tf.uint8), tf.float32)
 
 
 def _decode_jpeg(data: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
