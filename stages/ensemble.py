@@ -10,9 +10,8 @@ from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_predictions, save_predictions
 from imgclf.errors import UserError
-from imgclf.evaluation.ensembling import average_predictions
+from imgclf.evaluation.ensembling import average_predictions, remove_dropped_seeds
 from imgclf.evaluation.metrics import calibrated
-from imgclf.fileio import remove_stale
 
 log = logging.getLogger("imgclf.ensemble")
 
@@ -44,21 +43,6 @@ def main() -> None:
     for split, predictions in averaged.items():
         accuracy = (predictions.probabilities.argmax(axis=1) == predictions.labels).mean()
         log.info("ensemble of %d: %s accuracy %.4f", len(names), split, accuracy)
-
-
-def remove_dropped_seeds(seeds: tuple[int, ...], predictions: Path, models: Path) -> None:
-    """The predictions, models and training states of seeds no longer in cnn.seeds (no stage
-    makes them now): gone before DVC hashes this stage's dependencies, so the lock holds
-    what a fresh clone has."""
-    kept = {
-        predictions: [f"seed{seed}.h5" for seed in seeds],
-        models: [
-            name for seed in seeds for name in (f"seed{seed}.keras", f"seed{seed}.keras.state")
-        ],
-    }
-    for folder, keep in kept.items():
-        if removed := remove_stale(folder, keep):
-            log.info("removed what dropped seeds left in %s: %s", folder, ", ".join(removed))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hdf5io import load_predictions
 from imgclf.errors import UserError
+from imgclf.evaluation.exports import EXPORT_SUMMARY, score_export
 from imgclf.evaluation.metrics import confusion_rows, model_metrics, per_class_metrics, summarize
 from imgclf.fileio import write_csv, write_json
 
@@ -54,6 +55,23 @@ def main() -> None:
             results[name].get("test.rank5", "n/a"),
         )
     summary = summarize(results, tests, params.ensemble_members(), params.base.seed)
+    # The exports are scored like any model, but never chosen: they copy one.
+    summary["exports"] = {}
+    for path in sorted((args.predictions / "export").glob("*.h5")):
+        source, values = score_export(path, args.predictions, classes, params)
+        write_json(args.metrics / "models" / "export" / f"{path.stem}.json", values)
+        summary["exports"][path.stem] = {
+            "source": source,
+            **{key: values[key] for key in EXPORT_SUMMARY},
+        }
+        log.info(
+            "export %-12s test accuracy %.4f (%+.4f against %s), top-1 agreement %.4f",
+            path.stem,
+            values["test.accuracy"],
+            values["test.accuracy_delta"],
+            source,
+            values["test.agreement"],
+        )
     write_json(args.metrics / "summary.json", summary)
     log.info(
         "chosen on val: %s, test accuracy %.4f (95%% interval %.4f to %.4f)",

@@ -30,6 +30,8 @@ def main() -> None:
         "training": "plots/training",
         "backbone": "models/backbone.keras",
         "logreg_search": "metrics/logreg_search.json",
+        "export": "metrics/export.json",
+        "latency": "bench/results/export.json",
     }
     for name, default in paths.items():
         flag = "--" + name.replace("_", "-")

@@ -45,6 +45,12 @@ OUTPUTS = [
     "models/cnn/seed0.keras",
     "models/finetune.keras",
     "models/logreg.skops",
+    # The exports too: the same model gives the same SavedModel and LiteRT bytes.
+    "models/export/float32.tflite",
+    "models/export/int8.tflite",
+    "models/export/saved_model/saved_model.pb",
+    "models/export/saved_model/variables/variables.data-00000-of-00001",
+    "metrics/export.json",
 ]
 
 
@@ -62,7 +68,15 @@ class Project:
             shutil.copytree(template.root, root, symlinks=True)
             return
         root.mkdir(parents=True)
-        for name in ("dvc.yaml", ".dvcignore", "stages", "src", PRETRAIN_PLACEHOLDER):
+        # bench/results: the report shows the committed bench figures beside the exports.
+        for name in (
+            "dvc.yaml",
+            ".dvcignore",
+            "stages",
+            "src",
+            "bench/results",
+            PRETRAIN_PLACEHOLDER,
+        ):
             source, target = REPO / name, root / name
             target.parent.mkdir(parents=True, exist_ok=True)
             copy = shutil.copytree if source.is_dir() else shutil.copy2
@@ -80,6 +94,7 @@ class Project:
         )
         params["logreg"].update(C=[0.1, 1.0], folds=2)
         params["finetune"].update(batch_size=8, warmup_epochs=1, epochs=1, unfreeze=4)
+        params["export"].update(calibration_images=8)
         self.write_params(params)
         self.command("git", "init", "-q")
         self.dvc("init", "-q")

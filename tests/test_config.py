@@ -52,6 +52,9 @@ def test_repo_params_load() -> None:
         ("train", {"strategy": "horovod"}, "expected one of default, mirrored, multi_worker"),
         ("cnn", {"crop": [40, 28]}, "cnn.crop = [40, 28] is not allowed; expected at most"),
         ("cnn", {"seeds": []}, "cnn.seeds = []"),
+        ("export", {"model": "ensemble"}, "expected chosen, cnn/seed<N>, finetune or logreg"),
+        ("export", {"model": "cnn/seed7"}, "a seed listed in cnn.seeds ([0, 1, 2])"),
+        ("export", {"calibration_images": 0}, "export.calibration_images = 0"),
         ("backbone", {"weights": "imagenet"}, "backbone.pretrain.sources = ['data/sample/sou"),
         (
             "backbone",

@@ -1,5 +1,5 @@
-"""Atomic writes: a failed or killed writer leaves nothing under the final name, and the
-temporary file of a killed writer is removed by the next write in its folder."""
+"""Atomic writes: a failed or killed writer leaves nothing under the final name (a file or a
+folder), and the temporary of a killed writer is removed by the next write in its folder."""
 
 import os
 import signal
@@ -65,3 +65,21 @@ def test_dead_temporary_folders_and_suffixless_files_go_too(tmp_path: Path) -> N
     (tmp_path / ".keep.tmp.me").write_text("not a temporary name")
     assert remove_dead_temporaries(tmp_path) == sorted([dead.name, folder.name])
     assert [path.name for path in tmp_path.iterdir()] == [".keep.tmp.me"]
+
+
+def test_a_folder_appears_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "export" / "saved_model"
+    with atomic_output(target) as temporary:
+        (temporary / "variables").mkdir(parents=True)
+        (temporary / "saved_model.pb").write_bytes(b"graph")
+        assert not target.exists()
+    assert (target / "saved_model.pb").read_bytes() == b"graph"
+    assert sorted(path.name for path in target.parent.iterdir()) == ["saved_model"]
+
+
+def test_a_failed_folder_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "saved_model"
+    with pytest.raises(RuntimeError, match="killed"), atomic_output(target) as temporary:
+        (temporary / "variables").mkdir(parents=True)
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []

@@ -354,6 +354,24 @@ class EvaluateParams(Section):
     calibrate: Literal["none", "temperature"]
 
 
+EXPORTABLE = re.compile(r"chosen|cnn/seed\d+|finetune|logreg")
+
+
+@dataclass(frozen=True)
+class ExportParams(Section):
+    """The model exported for serving: SavedModel and LiteRT files (stage `export`)."""
+
+    # chosen: the best single model on val, by evaluate's rule (the ensemble is several
+    # models, so it is never exported) | cnn/seed<N> | finetune | logreg
+    model: str
+    # train images, drawn with base.seed, that calibrate the int8 model's activation ranges
+    calibration_images: int = field(metadata=bounds(1, 100_000))
+
+    def check(self) -> None:
+        if not EXPORTABLE.fullmatch(self.model):
+            raise InvalidParam("model", self.model, "chosen, cnn/seed<N>, finetune or logreg")
+
+
 @dataclass(frozen=True)
 class Params(Section):
     """Everything in params.yaml."""
@@ -371,6 +389,7 @@ class Params(Section):
     predict: PredictParams
     ensemble: EnsembleParams
     evaluate: EvaluateParams
+    export: ExportParams
 
     def check(self) -> None:
         height, width = self.base.image_size
@@ -386,10 +405,22 @@ class Params(Section):
                     list(self.ensemble.members),
                     f"seeds listed in cnn.seeds ({list(self.cnn.seeds)})",
                 )
+        seed = self.export.model.removeprefix("cnn/seed")
+        if seed != self.export.model and int(seed) not in self.cnn.seeds:
+            raise InvalidParam(
+                "export.model",
+                self.export.model,
+                f"chosen, finetune, logreg or a seed listed in cnn.seeds ({list(self.cnn.seeds)})",
+            )
 
     def predicted_models(self) -> list[str]:
         """Every model the pipeline makes predictions for, as named under data/predictions."""
         return [*(f"cnn/seed{seed}" for seed in self.cnn.seeds), "logreg", "finetune", "ensemble"]
+
+    def exportable_models(self) -> list[str]:
+        """The models `export.model: chosen` chooses from: every single model (not the
+        ensemble, which is several)."""
+        return [name for name in self.predicted_models() if name != "ensemble"]
 
     def ensemble_members(self) -> list[str]:
         """The ensemble's members with "cnn" expanded to every seed, e.g. cnn/seed0."""

@@ -28,13 +28,16 @@ TEMPORARY_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>[0-9]+)\.tmp(?P<suffix>\.[
 
 @contextlib.contextmanager
 def atomic_output(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+    The block may make a file or a folder there (a SavedModel is a folder); a folder
+    replaces only a missing or empty `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path.parent)
     # Keep the suffix: some writers insist on it (Keras wants `.keras`).
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    temporary.unlink(missing_ok=True)
+    _remove(temporary)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -43,7 +46,14 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
             raise
         raise DiskFullError(path, code) from None
     finally:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def out_of_space(error: BaseException) -> int | None:
@@ -64,10 +74,7 @@ def remove_dead_temporaries(folder: Path) -> list[str]:
         match = TEMPORARY_NAME.fullmatch(candidate.name)
         if match is None or _running(int(match["pid"])):
             continue
-        if candidate.is_dir() and not candidate.is_symlink():
-            shutil.rmtree(candidate, ignore_errors=True)
-        else:
-            candidate.unlink(missing_ok=True)
+        _remove(candidate)
         removed.append(candidate.name)
     return removed
 

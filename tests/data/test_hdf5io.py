@@ -7,7 +7,15 @@ import h5py
 import numpy as np
 import pytest
 
-from imgclf.data.hdf5io import IMAGES, PackReader, PackWriter
+from imgclf.data.hdf5io import (
+    IMAGES,
+    PackReader,
+    PackWriter,
+    SplitPredictions,
+    load_predictions,
+    prediction_attrs,
+    save_predictions,
+)
 from imgclf.errors import UserError
 
 NAMES = ["cat", "dög", "狐"]
@@ -91,3 +99,14 @@ def test_reader_rejects_other_files(tmp_path: Path) -> None:
         handle[IMAGES] = np.zeros((1, 2, 2, 3), np.uint8)
     with pytest.raises(UserError, match="missing labels, label_names, paths"):
         PackReader(tmp_path / "other.h5")
+
+
+def test_predictions_keep_their_attributes(tmp_path: Path) -> None:
+    split = SplitPredictions(np.eye(2, dtype=np.float32), np.array([0, 1]), ["a.png", "b.png"])
+    path = tmp_path / "export.h5"
+    save_predictions(path, {"test": split}, ["x", "y"], attrs={"source": "logreg", "crops": 1})
+    assert prediction_attrs(path) == {"source": "logreg", "crops": 1}
+    splits, names = load_predictions(path)
+    assert names == ["x", "y"] and splits["test"].paths == split.paths
+    with pytest.raises(UserError, match="file not found"):
+        prediction_attrs(tmp_path / "missing.h5")

@@ -31,7 +31,14 @@ def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(
     adding it back and flipping params back restore from the run-cache, not recompute."""
     original = params(project)
     project.update_params("cnn", seeds=[0, 7])
-    assert sorted(project.repro()) == ["cnn@7", "ensemble", "evaluate", "predict_cnn@7", "report"]
+    assert sorted(project.repro()) == [
+        "cnn@7",
+        "ensemble",
+        "evaluate",
+        "export",
+        "predict_cnn@7",
+        "report",
+    ]
     seed7 = [
         "models/cnn/seed7.keras",
         "data/predictions/cnn/seed7.h5",
@@ -49,7 +56,7 @@ def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(
     assert "up to date" in project.dvc("status").stdout
     # A clone (which never had them) sees the same folders: the lock has no trace of them.
     lock = yaml.safe_load((project.root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
-    for stage in ("ensemble", "evaluate", "report"):
+    for stage in ("ensemble", "export", "evaluate", "report"):
         assert "seed7" not in json.dumps(lock[stage])
 
     project.write_params({**original, "cnn": {**original["cnn"], "seeds": [0, 7]}})

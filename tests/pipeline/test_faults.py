@@ -37,6 +37,7 @@ TARGETS = [
     "predict_cnn@0",
     "finetune",
     "ensemble",
+    "export",
     "evaluate",
     "report",
 ]

@@ -32,6 +32,7 @@ MODEL_STAGES = [
     "finetune",
     "predict_finetune",
     "ensemble",
+    "export",
     "evaluate",
     "report",
 ]
@@ -75,6 +76,7 @@ def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     assert sorted(project.repro()) == [
         "ensemble",
         "evaluate",
+        "export",
         "logreg",
         "predict_logreg",
         "report",
@@ -94,6 +96,7 @@ def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     stale = re.findall(r"^(\S+):$", project.dvc("status").stdout, re.MULTILINE)
     assert sorted(stale) == [
         "cnn@0",
+        "export",
         "finetune",
         "logreg",
         "means",

@@ -221,6 +221,20 @@ def load_predictions(path: Path | str) -> tuple[dict[str, SplitPredictions], lis
     return splits, names
 
 
+def prediction_attrs(path: Path | str) -> dict[str, Any]:
+    """The attributes `save_predictions` stored (which model, how many crops, ...)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return {
+                key: value.item() if isinstance(value, np.generic) else value
+                for key, value in handle.attrs.items()
+            }
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as error:
+        raise UserError(f"{path}: not an imgclf predictions file ({error})") from None
+
+
 @dataclass(frozen=True)
 class Features:
     """A features file loaded whole: vectors, labels, class names and source paths."""

@@ -1,11 +1,33 @@
-"""Ensembles: the mean of the members' class probabilities (book ch. 6)."""
+"""Ensembles: the mean of the members' class probabilities (book ch. 6), and the files of
+members that params no longer name."""
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from imgclf.data.hdf5io import SplitPredictions
 from imgclf.errors import UserError
+from imgclf.fileio import remove_stale
+
+log = logging.getLogger("imgclf.evaluation.ensembling")
+
+
+def remove_dropped_seeds(seeds: Sequence[int], predictions: Path, models: Path) -> None:
+    """The predictions, models and training states of seeds no longer in cnn.seeds (no stage
+    makes them now): gone before DVC hashes the dependencies of the stage that calls this
+    (ensemble, and export, which reads the same folders and may run first), so the lock
+    holds what a fresh clone has."""
+    kept = {
+        predictions: [f"seed{seed}.h5" for seed in seeds],
+        models: [
+            name for seed in seeds for name in (f"seed{seed}.keras", f"seed{seed}.keras.state")
+        ],
+    }
+    for folder, keep in kept.items():
+        if removed := remove_stale(folder, keep):
+            log.info("removed what dropped seeds left in %s: %s", folder, ", ".join(removed))
 
 
 def average_predictions(

@@ -48,6 +48,8 @@ class ReportInputs:
     training: Path  # plots/training/ (curves files)
     backbone: Path  # models/backbone.keras
     logreg_search: Path  # metrics/logreg_search.json
+    export: Path = Path("metrics/export.json")  # what the export stage wrote
+    latency: Path = Path("bench/results/export.json")  # bench/export.py's last run (committed)
 
 
 @dataclass(frozen=True)

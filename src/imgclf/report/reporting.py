@@ -15,6 +15,7 @@ from imgclf.config import Params
 from imgclf.data.hdf5io import SplitPredictions
 from imgclf.evaluation.calibration import BINS, apply_temperature, reliability
 from imgclf.fileio import atomic_output
+from imgclf.report.deployment import export_section
 from imgclf.report.figures import (
     FigureFolder,
     save_confusion_figure,
@@ -61,6 +62,7 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
         calibration_section(results, inputs.predictions, figures),
         training_section(params, inputs.training, figures, backbone),
         chosen_model_section(params, results, inputs, figures, mistakes),
+        export_section(summary, inputs.export, inputs.latency),
     ]
     report = out / "report.md"
     with atomic_output(report) as temporary:

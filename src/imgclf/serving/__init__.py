@@ -1,4 +1,6 @@
 """The serving phase: any model the pipeline trained, used on new image files outside DVC.
 
-No stage: `python -m imgclf.classify` (the command line in `serving.classify`).
+Stage `export` (`serving.export`: a SavedModel taking image bytes, LiteRT float32/int8 files;
+`serving.exported` runs them), and `python -m imgclf.classify` (the command line in
+`serving.classify`), which runs model files and exports alike.
 """

@@ -35,6 +35,9 @@ class Classifier:
     interpolation: str
     predict: Callable[[np.ndarray], np.ndarray]  # float32 (B, h, w, 3) RGB 0–255 → (B, classes)
     croppable: bool = True  # a Keras model on crops; logreg pools the whole packed image
+    # What `predict` runs, for `imgclf.serving.export` to rebuild as one network: the
+    # keras.Model, or (feature extractor, scikit-learn pipeline) for a logreg.
+    model: Any = None
 
     def predict_packed(self, packed: np.ndarray, crops: int = 1) -> np.ndarray:
         """(B, classes) for packed images (B, *image_size, 3): the centre crop, or the mean
@@ -46,6 +49,11 @@ class Classifier:
         crops_batch = np.asarray(ten_crops(packed, self.input_size))
         output = self.predict(crops_batch.reshape(-1, *self.input_size, 3))
         return np.asarray(output).reshape(10, len(packed), -1).mean(axis=0)
+
+
+def model_file(models: Path, name: str) -> Path:
+    """Where the pipeline writes model `name` (cnn/seed0, finetune, logreg) under `models`."""
+    return models / f"{name}{'.skops' if name == 'logreg' else '.keras'}"
 
 
 def load_classifier(path: Path | str) -> Classifier:
@@ -78,7 +86,12 @@ def _keras_classifier(path: Path, metadata: dict[str, Any]) -> Classifier:
             f"{model.output_shape[-1]} classes, its metadata says {input_size} and {len(labels)}"
         )
     return Classifier(
-        labels, image_size, input_size, _interpolation(path, metadata), model.predict_on_batch
+        labels,
+        image_size,
+        input_size,
+        _interpolation(path, metadata),
+        model.predict_on_batch,
+        model=model,
     )
 
 
@@ -111,7 +124,13 @@ def _logreg_classifier(path: Path, metadata: dict[str, Any]) -> Classifier:
 
     # The features stage pools the whole packed image: no crop.
     return Classifier(
-        labels, image_size, image_size, _interpolation(path, metadata), predict, croppable=False
+        labels,
+        image_size,
+        image_size,
+        _interpolation(path, metadata),
+        predict,
+        croppable=False,
+        model=(extractor, model),
     )
 
 

@@ -10,6 +10,10 @@ evaluated with and its temperature when `evaluate.calibrate: temperature` fitted
 probabilities are the ones the report measured. Any cnn, finetune or logreg model works with
 `--model` (centre crop and no temperature unless given): see `imgclf.serving.classifier` for
 how each is loaded and how images are prepared exactly as the pack stage prepared them.
+The export stage's files work too: `--model models/export/saved_model` sends each file's
+bytes to the SavedModel, which decodes and prepares them in its graph; `--model
+models/export/int8.tflite` (or float32) runs the LiteRT interpreter on images prepared here.
+An export is one centre crop: `--crops 10` is refused.
 It runs the pipeline's deterministic kernels (`imgclf.models.runtime`), so the probabilities
 are the same on any machine; `--fast` runs the CPU's fastest ones instead.
 
@@ -39,7 +43,13 @@ from imgclf.errors import UserError
 from imgclf.evaluation.calibration import apply_temperature
 from imgclf.fileio import atomic_output, read_json
 from imgclf.models.runtime import setup
-from imgclf.serving.classifier import classify_paths, load_classifier
+from imgclf.serving.classifier import classify_paths, load_classifier, model_file
+from imgclf.serving.exported import (
+    SavedModelRunner,
+    classify_files,
+    is_export,
+    tflite_classifier,
+)
 
 # Per-image errors then read `imgclf: error: <path>: <reason>`, like run_stage's one line.
 log = logging.getLogger("imgclf")
@@ -132,10 +142,9 @@ def chosen_model(summary: Path, models: Path, metrics: Path) -> Choice:
             f"{summary}: the chosen model is the ensemble, which is several models; "
             "pass --model with one of its members"
         )
-    suffix = ".skops" if name == "logreg" else ".keras"
     values = read_json(metrics / f"{name}.json")
     return Choice(
-        models / f"{name}{suffix}",
+        model_file(models, name),
         10 if "test_1crop.accuracy" in values else 1,
         float(values.get("temperature", 1.0)),
     )
@@ -154,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
-        "--model", type=Path, help=".keras or .skops model; default: the one chosen on val"
+        "--model",
+        type=Path,
+        help=".keras, .skops, SavedModel folder or .tflite; default: the one chosen on val",
     )
     parser.add_argument(
         "--crops",
@@ -203,8 +214,7 @@ def _run(argv: Sequence[str] | None) -> None:
     if temperature <= 0:
         raise UserError(f"--temperature {temperature}: expected a positive number")
     setup(0, deterministic=not args.fast)
-    classifier = load_classifier(choice.model)
-    results = classify_paths(classifier, iter_inputs(args.paths), args.batch_size, crops)
+    results, label_names = _classify(choice.model, iter_inputs(args.paths), args.batch_size, crops)
     if temperature != 1.0:
         results = (
             (path, apply_temperature(result[None], temperature)[0])
@@ -213,20 +223,34 @@ def _run(argv: Sequence[str] | None) -> None:
             for path, result in results
         )
     if args.csv is None:
-        _, failed = write_results(results, classifier.label_names, args.top_k, sys.stdout)
+        _, failed = write_results(results, label_names, args.top_k, sys.stdout)
     else:
         with (
             atomic_output(args.csv) as temporary,
             temporary.open("w", encoding="utf-8", newline="") as out,
         ):
-            done, failed = write_results(
-                results, classifier.label_names, args.top_k, out, as_csv=True
-            )
+            done, failed = write_results(results, label_names, args.top_k, out, as_csv=True)
         logging.getLogger("imgclf.classify").info(
             "%d images classified, %d failed: %s", done, failed, args.csv
         )
     if failed:
         sys.exit(1)
+
+
+def _classify(
+    model: Path, paths: Iterable[str], batch_size: int, crops: int
+) -> tuple[Iterator[tuple[str, np.ndarray | str]], tuple[str, ...]]:
+    """(path, probabilities or why it failed) for every path, and the class names."""
+    if not is_export(model):
+        classifier = load_classifier(model)
+        return classify_paths(classifier, paths, batch_size, crops), classifier.label_names
+    if crops != 1:
+        raise UserError(f"{model}: an export is one centre crop; --crops 10 needs its source")
+    if model.suffix == ".tflite":
+        classifier = tflite_classifier(model)
+        return classify_paths(classifier, paths, batch_size), classifier.label_names
+    runner = SavedModelRunner(model)
+    return classify_files(runner, paths, batch_size), runner.label_names
 
 
 def main(argv: Sequence[str] | None = None) -> None:
