@@ -14,7 +14,7 @@ run: install  ## create .venv, install, run the whole pipeline on the demo data,
 	$(BIN)/dvc metrics show -R metrics/evaluation/models --precision 3
 
 test: install-dev  ## install test deps and run every test
-	$(BIN)/pytest --durations=30
+	$(BIN)/pytest -n 2 --dist loadfile --durations=30
 
 test-fast: install-dev  ## skip the slow end-to-end tests
 	$(BIN)/pytest -m "not slow"

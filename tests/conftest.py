@@ -6,6 +6,8 @@ import imgclf  # noqa: F401
 
 # isort: split
 import copy
+import fcntl
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,17 +82,31 @@ def make_params(**sections: dict[str, Any]) -> Params:
 
 
 @pytest.fixture(scope="session")
-def built_project(tmp_path_factory: pytest.TempPathFactory):
-    """The tiny pipeline built once per session and committed; tests take copies of it."""
+def built_project(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """The tiny pipeline built once per test run and committed; tests take copies of it.
+
+    With pytest-xdist (`make test` runs two workers) the first worker to need it builds it
+    in the run's shared temporary folder while the others wait for it."""
     from pipeline_project import Project  # a test module: imported when the fixture runs
 
-    project = Project(tmp_path_factory.mktemp("built") / "project")
-    plain = project.env
-    project.record_params()  # for test_stage_params: this first run only
-    project.first_run = project.repro()
-    project.env = plain
-    project.commit("built")
-    return project
+    shared = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: the run's folder is above
+        shared = shared.parent
+    root, first_run = shared / "built" / "project", shared / "built" / "first_run.json"
+    with open(shared / "built.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if first_run.exists():
+            project = Project(root, existing=True)
+            project.first_run = json.loads(first_run.read_text(encoding="utf-8"))
+            return project
+        project = Project(root)
+        plain = project.env
+        project.record_params()  # for test_stage_params: this first run only
+        project.first_run = project.repro()
+        project.env = plain
+        project.commit("built")
+        first_run.write_text(json.dumps(project.first_run), encoding="utf-8")
+        return project
 
 
 # --- trained-model files for imgclf.serving (TensorFlow imported lazily)

@@ -57,13 +57,18 @@ OUTPUTS = [
 class Project:
     """A copy of the pipeline in `root`, with tiny images and its own params.yaml."""
 
-    def __init__(self, root: Path, template: "Project | None" = None) -> None:
-        """A new project in `root`, or a copy of `template` (a built one saves minutes)."""
+    def __init__(
+        self, root: Path, template: "Project | None" = None, *, existing: bool = False
+    ) -> None:
+        """A new project in `root`, a copy of `template` (a built one saves minutes), or the
+        `existing` one that another process made in `root`."""
         self.root = root
         self.first_run: list[str] = []  # the stages the first `repro` ran (set by fixtures)
         self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         # Where stage processes record the params they read, if `record_params` was called.
         self.params_log = root.with_name(root.name + "-params-read")
+        if existing:
+            return
         if template is not None:
             shutil.copytree(template.root, root, symlinks=True)
             return

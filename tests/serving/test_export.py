@@ -143,7 +143,7 @@ def test_a_model_with_code_is_not_exported(tmp_path: Path) -> None:
         path,
         {"kind": "keras", "label_names": list(CLASSES), "image_size": size, "input_size": size},
     )
-    with pytest.raises(UserError, match="cannot load the model"):
+    with pytest.raises(UserError, match="refusing to load a Lambda layer"):
         serving_model(load_classifier(path))
     assert not (tmp_path / "export").exists()
 
