@@ -128,6 +128,10 @@ class SplitParams(Section):
 
     val: int | float = field(metadata=bounds(0, open_low=True))
     test: int | float = field(metadata=bounds(0, open_low=True))
+    # Keep each group of duplicates (same pixels, or perceptual hashes within near_distance
+    # bits) in one split, so that no copy of a test image is trained on.
+    group_duplicates: bool
+    near_distance: int = field(metadata=bounds(0, 16))
 
     def check(self) -> None:
         for name in ("val", "test"):

@@ -29,7 +29,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
 def test_folder_labels_sorted_with_sizes_and_hashes(image_folder: Path) -> None:
     index = build_index(data_params(image_folder))
     manifest = index.manifest
-    assert list(manifest.columns) == ["path", "label", "width", "height", "md5"]
+    assert list(manifest.columns) == [
+        "path",
+        "label",
+        "width",
+        "height",
+        "md5",
+        "pixel_hash",
+        "phash",
+    ]
     assert len(manifest) == 3 * 8 and index.rejected.empty
     assert manifest["path"].tolist() == sorted(manifest["path"])
     assert set(manifest["label"]) == set(CLASSES)

@@ -1,5 +1,5 @@
 """Find every image under a source folder, label it, check that it decodes, and record its
-size and the MD5 of its bytes.
+size, the MD5 of its bytes and two fingerprints of its pixels (hashing.py).
 
 Labels come from the first folder level (class-per-subfolder), from a regex on the file
 name (Kaggle's `cat.123.jpg`), or from a CSV manifest `path,label`. Anything that is not a
@@ -24,7 +24,8 @@ from imgclf.data.parallel import ordered_map
 from imgclf.errors import UserError
 from imgclf.fileio import read_csv
 
-MANIFEST_COLUMNS = ["path", "label", "width", "height", "md5"]
+# pixel_hash and phash (see hashing.py) find duplicates; `split` groups by them.
+MANIFEST_COLUMNS = ["path", "label", "width", "height", "md5", "pixel_hash", "phash"]
 REJECTED_COLUMNS = ["path", "reason"]
 # Files that operating systems drop into image folders; skipped like hidden files (and listed
 # in .dvcignore, so that DVC does not rerun index for them either).
@@ -143,11 +144,11 @@ def _labels_from_csv(root: Path, manifest: str) -> tuple[list, list]:
 
 def _check_decodes(
     root: Path, labelled: list[tuple[str, str]], workers: int
-) -> list[tuple[str, str, tuple[int, int, str] | str]]:
-    """Read and decode every file once; return (path, label, (width, height, content hash)
-    or the rejection reason)."""
+) -> list[tuple[str, str, tuple[int, int, str, str, str] | str]]:
+    """Read and decode every file once; return (path, label, facts from `image_facts` or
+    the rejection reason)."""
     paths = [str(root / path) for path, _ in labelled]
-    sizes: list[tuple[int, int, str] | str] = []
+    sizes: list[tuple[int, int, str, str, str] | str] = []
     for chunk in ordered_map(
         image_facts,
         paths,
