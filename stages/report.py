@@ -30,6 +30,9 @@ def main() -> None:
         "training": "plots/training",
         "backbone": "models/backbone.keras",
         "logreg_search": "metrics/logreg_search.json",
+        "audit": "data/interim/audit.csv",
+        "audit_summary": "metrics/audit.json",
+        "packs": "data/processed",
     }
     for name, default in paths.items():
         flag = "--" + name.replace("_", "-")

@@ -359,6 +359,19 @@ class EvaluateParams(Section):
 
 
 @dataclass(frozen=True)
+class AuditParams(Section):
+    """Duplicates, leakage, label errors and outliers over all splits (stage `audit`)."""
+
+    # A duplicate pair across classes or across splits: log a warning, or fail the stage
+    # (after writing the audit, so that the pairs can be looked at).
+    on_leak: Literal["warn", "fail"]
+    near_distance: int = field(metadata=bounds(0, 16))  # pHash bits, as split.near_distance
+    # Datalab's near-duplicate radius on the features, relative to the median distance
+    # between nearest neighbours (cleanlab's default: 0.13).
+    near_threshold: float = field(metadata=bounds(0, 1, open_low=True))
+
+
+@dataclass(frozen=True)
 class Params(Section):
     """Everything in params.yaml."""
 
@@ -375,6 +388,7 @@ class Params(Section):
     predict: PredictParams
     ensemble: EnsembleParams
     evaluate: EvaluateParams
+    audit: AuditParams
 
     def check(self) -> None:
         height, width = self.base.image_size

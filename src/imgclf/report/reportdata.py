@@ -48,6 +48,9 @@ class ReportInputs:
     training: Path  # plots/training/ (curves files)
     backbone: Path  # models/backbone.keras
     logreg_search: Path  # metrics/logreg_search.json
+    audit: Path | None = None  # data/interim/audit.csv
+    audit_summary: Path | None = None  # metrics/audit.json
+    packs: Path | None = None  # data/processed/ ({split}.h5: the audit's images)
 
 
 @dataclass(frozen=True)
