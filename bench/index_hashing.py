@@ -41,7 +41,7 @@ def timed_index(source: Path, hashing: bool, workers: int) -> tuple[float, float
     shipped = imaging.pixel_hash, imaging.perceptual_hash
     if not hashing:
         imaging.pixel_hash = imaging.perceptual_hash = lambda image: ""
-    params = DataParams(str(source), "folder", "x", "labels.csv", 0.0)
+    params = DataParams(str(source), "folder", "x", "labels.csv", 0.0, False)
     try:
         start, start_cpu = time.perf_counter(), time.process_time()
         build_index(params, workers=workers)

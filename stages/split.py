@@ -8,7 +8,7 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.cli import run_stage
 from imgclf.config import load_params
 from imgclf.data.hashing import count_groups, duplicate_groups
-from imgclf.data.splitting import SPLITS, split_manifest
+from imgclf.data.splitting import SPLITS, split_manifest, split_mode
 from imgclf.fileio import read_csv, write_csv, write_json
 
 log = logging.getLogger("imgclf.split")
@@ -32,6 +32,7 @@ def main() -> None:
     write_csv(args.out, splits)
     counts = splits["split"].value_counts()
     summary = {name: int(counts.get(name, 0)) for name in SPLITS}
+    summary["mode"] = split_mode(manifest)
     if groups is not None:
         summary["duplicate_groups"] = count_groups(groups)
     write_json(args.summary, summary)

@@ -103,6 +103,9 @@ class DataParams(Section):
     pattern: str  # regex with a (?P<label>...) group, searched in the file name
     manifest: str  # CSV with columns path,label, relative to `source`
     max_rejected: float = field(metadata=bounds(0.0, 1.0))
+    # The dataset's own split: train/ val/ test/ folders above the usual layout, or a
+    # `split` column in the CSV manifest (val may be absent: carved from train).
+    predefined: bool
 
     def check(self) -> None:
         if not self.source:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from imgclf.config import SplitParams
-from imgclf.data.splitting import split_counts, split_manifest
+from imgclf.data.splitting import split_counts, split_manifest, split_mode
 from imgclf.errors import UserError
 
 
@@ -89,3 +89,43 @@ def test_singleton_groups_give_the_ungrouped_split() -> None:
     grouped = split_manifest(frame, params, seed=5, groups=np.arange(len(frame)))
     pd.testing.assert_frame_equal(grouped, split_manifest(frame, params, seed=5))
     assert "pixel_hash" not in grouped.columns and "phash" not in grouped.columns
+
+
+def predefined(sizes: dict[str, dict[str, int]]) -> pd.DataFrame:
+    frames = [manifest(per_class).assign(split=split) for split, per_class in sizes.items()]
+    frame = pd.concat(frames, ignore_index=True)
+    frame["path"] = frame["split"] + "/" + frame["path"]
+    return frame
+
+
+def test_predefined_splits_are_kept() -> None:
+    frame = predefined(
+        {"train": {"a": 20, "b": 10}, "val": {"a": 3, "b": 2}, "test": {"a": 4, "b": 4}}
+    )
+    splits = split_manifest(frame, split_params(0.15, 0.15), seed=0)
+    assert splits["split"].tolist() == [path.split("/")[0] for path in splits["path"]]
+    assert split_mode(frame) == "predefined"
+    assert split_mode(frame.drop(columns="split")) == "random"
+
+
+def test_val_carved_from_train_stratified_seeded_and_grouped() -> None:
+    frame = predefined({"train": {"a": 60, "b": 40}, "test": {"a": 10, "b": 10}})
+    assert split_mode(frame) == "predefined, val from train"
+    groups = np.arange(len(frame))
+    groups[1:4] = 0  # a group of four train images
+    splits = split_manifest(frame, split_params(0.2, 0.15), seed=1, groups=groups)
+    by_path = splits.set_index("path")["split"]
+    assert (by_path[frame["path"][frame["split"] == "test"]] == "test").all()
+    val = splits[splits["split"] == "val"]
+    assert 17 <= len(val) <= 23 and val["path"].str.startswith("train/").all()
+    # 19 of 97 groups, stratified: 11 of a's 57 (one of them the four), 8 of b's 40.
+    assert val["label"].value_counts().to_dict() in ({"a": 11, "b": 8}, {"a": 14, "b": 8})
+    assert by_path[frame["path"][:4]].nunique() == 1
+    again = split_manifest(frame, split_params(0.2, 0.15), seed=1, groups=groups)
+    pd.testing.assert_frame_equal(splits, again)
+
+
+def test_predefined_without_test_fails() -> None:
+    frame = predefined({"train": {"a": 20, "b": 10}})
+    with pytest.raises(UserError, match="needs train and test images; the source has only train"):
+        split_manifest(frame, split_params(0.15, 0.15), seed=0)

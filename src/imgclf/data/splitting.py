@@ -31,9 +31,16 @@ def split_manifest(
     """Return the manifest with a `split` column, sorted by path; every class in every split.
 
     Images sharing a `groups` id (one per manifest row) land in the same split. Without
-    groups of two or more this is the plain stratified split, image for image.
+    groups of two or more this is the plain stratified split, image for image. A manifest
+    with a `split` column (data.predefined) keeps it; without val images, val is carved
+    from train (split.val of it, stratified, seeded, groups kept whole).
     """
     manifest = manifest.drop(columns=FINGERPRINT_COLUMNS, errors="ignore")
+    if "split" in manifest.columns:
+        splits = _carve_val(manifest, params, seed, groups)
+        splits = splits.sort_values("path", kind="stable").reset_index(drop=True)
+        _check_every_class_everywhere(splits, params)
+        return splits
     counts = split_counts(len(manifest), params)
     _check_class_sizes(manifest["label"].value_counts(), counts, params)
     if groups is not None and len(np.unique(groups)) < len(manifest):
@@ -62,12 +69,54 @@ def _split_groups(
     """Split whole groups, stratified by each group's most common label (ties: the first
     name), with as many groups per split as the image counts ask for in proportion."""
     labels = manifest.assign(group=groups).groupby("group")["label"]
-    group_frame = labels.agg(lambda values: values.value_counts().sort_index().idxmax())
+    group_frame = labels.agg(_majority_label)
     group_frame = group_frame.rename("label").reset_index()
     scale = len(group_frame) / len(manifest)
     group_counts = {name: max(1, round(count * scale)) for name, count in counts.items()}
     split_of = _split_images(group_frame, group_counts, seed).set_index("group")["split"]
     return manifest.assign(split=split_of.loc[groups].to_numpy())
+
+
+def split_mode(manifest: pd.DataFrame) -> str:
+    """How `split_manifest` splits this manifest, for metrics/split.json."""
+    if "split" not in manifest.columns:
+        return "random"
+    return "predefined" if (manifest["split"] == "val").any() else "predefined, val from train"
+
+
+def _carve_val(
+    manifest: pd.DataFrame, params: SplitParams, seed: int, groups: np.ndarray | None
+) -> pd.DataFrame:
+    given = set(manifest["split"])
+    if not {"train", "test"} <= given:
+        raise UserError(
+            f"split: data.predefined needs train and test images; the source has only "
+            f"{', '.join(sorted(given))}"
+        )
+    if "val" in given:
+        return manifest
+    train = (manifest["split"] == "train").to_numpy()
+    count = params.val if isinstance(params.val, int) else round(params.val * train.sum())
+    ids = groups[train] if groups is not None else np.flatnonzero(train)
+    frame = manifest[train].assign(group=ids)
+    majority = frame.groupby("group")["label"].agg(_majority_label)
+    held_count = max(1, round(count * len(majority) / train.sum()))
+    if held_count >= len(majority) or held_count < majority.nunique():
+        raise UserError(
+            f"split: cannot carve {count} val images with every class from "
+            f"{int(train.sum())} train images; change split.val (now {params.val})"
+        )
+    _, held = train_test_split(
+        majority.index, test_size=held_count, random_state=seed, stratify=majority.to_numpy()
+    )
+    carved = manifest.copy()
+    carved.loc[frame.index[frame["group"].isin(held)], "split"] = "val"
+    return carved
+
+
+def _majority_label(labels: pd.Series) -> str:
+    """A group's most common label; ties go to the first name."""
+    return labels.value_counts().sort_index().idxmax()
 
 
 def _check_class_sizes(
