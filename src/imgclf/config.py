@@ -166,6 +166,10 @@ class PackParams(Section):
 Architecture = Literal["minivggnet", "alexnet", "minigooglenet", "resnet"]
 
 
+# balanced: weight each class by n / (classes * its count) in the loss (scikit-learn's rule).
+ClassWeight = Literal["none", "balanced"]
+
+
 @dataclass(frozen=True)
 class OptimizerParams(Section):
     """Optimizer and its base learning rate (momentum and nesterov apply to SGD)."""
@@ -211,6 +215,7 @@ class CnnParams(Section):
     optimizer: OptimizerParams
     schedule: ScheduleParams
     augment: AugmentParams
+    class_weight: ClassWeight
 
     def check(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -293,6 +298,7 @@ class LogregParams(Section):
     select: Literal["cv", "val"]  # cross-validation on train (book), or accuracy on val
     folds: int = field(metadata=bounds(2, 100))
     max_iter: int = field(metadata=bounds(1))
+    class_weight: ClassWeight
 
     def check(self) -> None:
         if not self.C:
@@ -313,6 +319,7 @@ class FinetuneParams(Section):
     epochs: int = field(metadata=bounds(1, 100_000))
     optimizer: OptimizerParams
     augment: AugmentParams
+    class_weight: ClassWeight
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imgclf.config import OptimizerParams, ScheduleParams
-from imgclf.data.hdf5io import PackWriter
+from imgclf.data.hdf5io import PackReader, PackWriter
 from imgclf.data.inputs import PackInfo, evaluation_dataset, training_dataset
 from imgclf.models.checkpoint import RunState
 from imgclf.models.curves import read_curves
@@ -16,6 +16,7 @@ from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     build_schedule,
+    class_weights,
     compile_classifier,
     fit_resumable,
 )
@@ -82,7 +83,9 @@ class Stop(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) -> int:
+def run(
+    paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None, class_weight=None
+) -> int:
     keras.utils.set_random_seed(0)
     train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
     return fit_resumable(
@@ -96,6 +99,7 @@ def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) 
         callbacks=callbacks,
         metadata={"model": "tiny"},  # the file is then byte-for-byte reproducible
         verbose=0,
+        class_weight=class_weight,
     )
 
 
@@ -177,3 +181,17 @@ def test_finished_state_can_be_kept_for_a_later_phase(tmp_path: Path, pack) -> N
     paths.model.unlink()
     assert fit_resumable(tiny_model(), train, val, **options) == 0  # nothing left to train
     assert paths.model.read_bytes() == first and not paths.state.exists()
+
+
+def test_balanced_class_weights_reach_the_loss(tmp_path: Path, pack) -> None:
+    assert class_weights("none", pack.path) is None
+    with PackReader(pack.path) as reader:
+        counts = np.bincount(reader.labels)
+    weights = class_weights("balanced", pack.path)
+    assert weights == pytest.approx(
+        {label: 40 / (2 * count) for label, count in enumerate(counts)}
+    )
+    plain, weighted = paths_in(tmp_path / "plain"), paths_in(tmp_path / "weighted")
+    run(plain, "run-a", pack)
+    run(weighted, "run-a", pack, class_weight={0: 1.0, 1: 5.0})
+    assert plain.model.read_bytes() != weighted.model.read_bytes()
