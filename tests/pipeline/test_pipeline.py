@@ -32,6 +32,7 @@ MODEL_STAGES = [
     "predict_finetune",
     "ensemble",
     "evaluate",
+    "audit",
     "report",
 ]
 ALL_STAGES = [*DATA_STAGES, *PRETRAIN_STAGES, *MODEL_STAGES]
@@ -76,8 +77,10 @@ def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
         set(ALL_STAGES) - {"index", "backbone", "features@test", *PRETRAIN_STAGES}
     )
     project.update_params("logreg", C=[1.0e-6])  # surely another C: other predictions
-    # Not the features: only the model on them, its predictions, and what reads those.
+    # Not the features: only the model on them, its predictions, and what reads those (the
+    # audit's out-of-fold probabilities use logreg's chosen C).
     assert sorted(project.repro()) == [
+        "audit",
         "ensemble",
         "evaluate",
         "logreg",
