@@ -73,6 +73,13 @@ def test_one_row_per_finding_sorted_with_counts() -> None:
     assert counts == {"exact_duplicate": 1, "near_duplicate": 3, "outlier": 0}
 
 
+def test_no_finding_gives_an_empty_table() -> None:
+    pairs = hash_pairs(images().iloc[[0, 2, 4]], max_distance=0)
+    assert pairs.empty
+    rows = audit_rows([pairs, leak_rows(pairs, images())])
+    assert rows.empty and rows.columns.tolist() == ["path", "issue", "score", "other", "suggested"]
+
+
 def test_dataset_facts() -> None:
     facts = dataset_facts(images())
     assert facts["classes"] == 2 and facts["imbalance_ratio"] == 1.5

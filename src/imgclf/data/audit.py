@@ -63,9 +63,8 @@ def audit_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
     # A pair with the same pixels is near as well (Datalab finds it too): list it once.
     exact = rows.loc[rows["issue"] == "exact_duplicate", ["path", "other"]]
     exact_pairs = set(zip(exact["path"], exact["other"], strict=True))
-    listed = np.array(
-        [pair in exact_pairs for pair in zip(rows["path"], rows["other"], strict=True)]
-    )
+    pairs = zip(rows["path"], rows["other"], strict=True)
+    listed = np.array([pair in exact_pairs for pair in pairs], dtype=bool)
     also_exact = listed & (rows["issue"] == "near_duplicate").to_numpy()
     return rows[~also_exact].reset_index(drop=True)
 
