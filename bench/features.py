@@ -114,6 +114,7 @@ def ensure_pack(source: Path, pack: Path) -> None:
         pattern=r"(?P<label>.+)",
         manifest="manifest.csv",
         max_rejected=0.0,
+        predefined=False,
     )
     workers = available_cores()
     manifest = build_index(params, workers=workers).manifest

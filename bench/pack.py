@@ -290,6 +290,7 @@ def index_folder(source: Path, out_dir: Path) -> tuple[list[str], float]:
         pattern=r"(?P<label>.+)",
         manifest="manifest.csv",
         max_rejected=0.0,
+        predefined=False,
     )
     start = time.perf_counter()
     index = build_index(params, workers=available_cores())

@@ -18,6 +18,7 @@ from imgclf.models.runtime import setup
 from imgclf.models.training import (
     RunPaths,
     build_optimizer,
+    class_weights,
     compile_classifier,
     fingerprint,
     pixel_preprocessing,
@@ -88,6 +89,7 @@ def main() -> None:
         steps_per_epoch=steps,
         paths=RunPaths(args.model, args.curves),
         run_id=run_id,
+        class_weight=class_weights(cnn.class_weight, args.train),
         metadata={
             "kind": "keras",
             "model": f"cnn/seed{args.seed}",

@@ -16,7 +16,7 @@ from imgclf.models.distributed import global_batch_size, make_strategy
 from imgclf.models.finetuning import finetune_two_phases
 from imgclf.models.modelmeta import read_metadata
 from imgclf.models.runtime import setup
-from imgclf.models.training import fingerprint
+from imgclf.models.training import class_weights, fingerprint
 
 log = logging.getLogger("imgclf.finetune")
 
@@ -71,6 +71,7 @@ def main() -> None:
         curves=args.curves,
         run_id=fingerprint(settings, [args.backbone, args.train, args.val]),
         metadata=metadata,
+        class_weight=class_weights(tune.class_weight, args.train),
     )
     log.info(
         "phase 2 trained the head and %d backbone layers: %s", len(trainable), ", ".join(trainable)

@@ -46,6 +46,7 @@ def main() -> None:
         folds=settings.folds,
         max_iter=settings.max_iter,
         seed=params.base.seed,
+        class_weight=settings.class_weight,
     )
     backbone = read_metadata(args.backbone)
     save_logreg(

@@ -36,6 +36,7 @@ def main() -> None:
         pattern="(?P<label>.+)",
         manifest="labels.csv",
         max_rejected=1.0,
+        predefined=False,
     )
     index = build_index(folder, workers=available_cores())
     splits = split_train_val(index.manifest, params.backbone.pretrain.val, params.base.seed)

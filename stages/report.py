@@ -32,6 +32,9 @@ def main() -> None:
         "logreg_search": "metrics/logreg_search.json",
         "export": "metrics/export.json",
         "latency": "bench/results/export.json",
+        "audit": "data/interim/audit.csv",
+        "audit_summary": "metrics/audit.json",
+        "packs": "data/processed",
     }
     for name, default in paths.items():
         flag = "--" + name.replace("_", "-")

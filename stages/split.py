@@ -7,7 +7,8 @@ from pathlib import Path
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.cli import run_stage
 from imgclf.config import load_params
-from imgclf.data.splitting import SPLITS, split_manifest
+from imgclf.data.hashing import count_groups, duplicate_groups
+from imgclf.data.splitting import SPLITS, split_manifest, split_mode
 from imgclf.fileio import read_csv, write_csv, write_json
 
 log = logging.getLogger("imgclf.split")
@@ -22,11 +23,19 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    manifest = read_csv(args.manifest, ["path", "label"])
-    splits = split_manifest(manifest, params.split, seed=params.base.seed)
+    manifest = read_csv(args.manifest, ["path", "label", "pixel_hash", "phash"])
+    groups = None
+    if params.split.group_duplicates:
+        near = params.split.near_distance
+        groups = duplicate_groups(manifest["pixel_hash"], manifest["phash"], near)
+    splits = split_manifest(manifest, params.split, seed=params.base.seed, groups=groups)
     write_csv(args.out, splits)
     counts = splits["split"].value_counts()
-    write_json(args.summary, {name: int(counts.get(name, 0)) for name in SPLITS})
+    summary = {name: int(counts.get(name, 0)) for name in SPLITS}
+    summary["mode"] = split_mode(manifest)
+    if groups is not None:
+        summary["duplicate_groups"] = count_groups(groups)
+    write_json(args.summary, summary)
     log.info("split %s", ", ".join(f"{name} {counts.get(name, 0)}" for name in SPLITS))
 
 

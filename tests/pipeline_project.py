@@ -35,6 +35,8 @@ OUTPUTS = [
     "metrics/index.json",
     "metrics/split.json",
     "metrics/logreg_search.json",
+    "data/interim/audit.csv",
+    "metrics/audit.json",
     "data/interim/pretrain/splits.csv",
     *(f"data/processed/pretrain/{split}.h5" for split in ("train", "val")),
     "plots/training/cnn/seed0.csv",

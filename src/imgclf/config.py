@@ -103,6 +103,9 @@ class DataParams(Section):
     pattern: str  # regex with a (?P<label>...) group, searched in the file name
     manifest: str  # CSV with columns path,label, relative to `source`
     max_rejected: float = field(metadata=bounds(0.0, 1.0))
+    # The dataset's own split: train/ val/ test/ folders above the usual layout, or a
+    # `split` column in the CSV manifest (val may be absent: carved from train).
+    predefined: bool
 
     def check(self) -> None:
         if not self.source:
@@ -128,6 +131,10 @@ class SplitParams(Section):
 
     val: int | float = field(metadata=bounds(0, open_low=True))
     test: int | float = field(metadata=bounds(0, open_low=True))
+    # Keep each group of duplicates (same pixels, or perceptual hashes within near_distance
+    # bits) in one split, so that no copy of a test image is trained on.
+    group_duplicates: bool
+    near_distance: int = field(metadata=bounds(0, 16))
 
     def check(self) -> None:
         for name in ("val", "test"):
@@ -157,6 +164,10 @@ class PackParams(Section):
 
 
 Architecture = Literal["minivggnet", "alexnet", "minigooglenet", "resnet"]
+
+
+# balanced: weight each class by n / (classes * its count) in the loss (scikit-learn's rule).
+ClassWeight = Literal["none", "balanced"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +215,7 @@ class CnnParams(Section):
     optimizer: OptimizerParams
     schedule: ScheduleParams
     augment: AugmentParams
+    class_weight: ClassWeight
 
     def check(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -286,6 +298,7 @@ class LogregParams(Section):
     select: Literal["cv", "val"]  # cross-validation on train (book), or accuracy on val
     folds: int = field(metadata=bounds(2, 100))
     max_iter: int = field(metadata=bounds(1))
+    class_weight: ClassWeight
 
     def check(self) -> None:
         if not self.C:
@@ -306,6 +319,7 @@ class FinetuneParams(Section):
     epochs: int = field(metadata=bounds(1, 100_000))
     optimizer: OptimizerParams
     augment: AugmentParams
+    class_weight: ClassWeight
 
 
 @dataclass(frozen=True)
@@ -373,6 +387,19 @@ class ExportParams(Section):
 
 
 @dataclass(frozen=True)
+class AuditParams(Section):
+    """Duplicates, leakage, label errors and outliers over all splits (stage `audit`)."""
+
+    # A duplicate pair across classes or across splits: log a warning, or fail the stage
+    # (after writing the audit, so that the pairs can be looked at).
+    on_leak: Literal["warn", "fail"]
+    near_distance: int = field(metadata=bounds(0, 16))  # pHash bits, as split.near_distance
+    # Datalab's near-duplicate radius on the features, relative to the median distance
+    # between nearest neighbours (cleanlab's default: 0.13).
+    near_threshold: float = field(metadata=bounds(0, 1, open_low=True))
+
+
+@dataclass(frozen=True)
 class Params(Section):
     """Everything in params.yaml."""
 
@@ -390,6 +417,7 @@ class Params(Section):
     ensemble: EnsembleParams
     evaluate: EvaluateParams
     export: ExportParams
+    audit: AuditParams
 
     def check(self) -> None:
         height, width = self.base.image_size

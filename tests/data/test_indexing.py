@@ -32,7 +32,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
 def test_folder_labels_sorted_with_sizes_and_hashes(image_folder: Path) -> None:
     index = build_index(data_params(image_folder))
     manifest = index.manifest
-    assert list(manifest.columns) == ["path", "label", "width", "height", "md5"]
+    assert list(manifest.columns) == [
+        "path",
+        "label",
+        "width",
+        "height",
+        "md5",
+        "pixel_hash",
+        "phash",
+    ]
     assert len(manifest) == 3 * 8 and index.rejected.empty
     assert manifest["path"].tolist() == sorted(manifest["path"])
     assert set(manifest["label"]) == set(CLASSES)
@@ -202,3 +210,39 @@ def test_unreadable_files_and_folders_are_rejected_with_their_reason(tmp_path: P
         {"path": "cat/cat_00.jpg", "reason": "cannot read file (Permission denied)"},
         {"path": "fox", "reason": "cannot read folder (Permission denied)"},
     ]
+
+
+def test_predefined_split_folders(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    for split in ("train", "test"):
+        write_image_folder(root / split, per_class=2)
+    (root / "loose.jpg").write_bytes((root / "train" / "cat" / "cat_00.jpg").read_bytes())
+    (root / "extra").mkdir()
+    (root / "extra" / "x.jpg").write_bytes(b"")
+    index = build_index(data_params(root, predefined=True))
+    manifest = index.manifest
+    assert len(manifest) == 2 * 3 * 2
+    assert set(manifest["label"]) == set(CLASSES)
+    assert manifest["split"].tolist() == [path.split("/")[0] for path in manifest["path"]]
+    assert set(index.rejected["path"]) == {"loose.jpg", "extra/x.jpg"}
+    assert set(index.rejected["reason"]) == {"not inside a train/, val/ or test/ folder"}
+
+
+def test_predefined_split_column(image_folder: Path) -> None:
+    rows = [
+        ("cat/cat_00.jpg", "cat", "train"),
+        ("dog/dog_00.jpg", "dog", " test "),
+        ("fox/fox_00.jpg", "fox", "holdout"),
+    ]
+    frame = pd.DataFrame(rows, columns=["path", "label", "split"])
+    frame.to_csv(image_folder / "labels.csv", index=False)
+    params = data_params(image_folder, labels="csv", manifest="labels.csv", predefined=True)
+    index = build_index(params)
+    assert dict(zip(index.manifest["path"], index.manifest["split"], strict=True)) == {
+        "cat/cat_00.jpg": "train",
+        "dog/dog_00.jpg": "test",
+    }
+    assert index.rejected["reason"].tolist() == ["split 'holdout' is not train, val or test"]
+    (image_folder / "labels.csv").write_text("path,label\ncat/cat_00.jpg,cat\n")
+    with pytest.raises(UserError, match=r"missing column\(s\) split"):
+        build_index(params)

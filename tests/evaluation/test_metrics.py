@@ -42,6 +42,16 @@ def test_rank5_and_a_class_never_predicted() -> None:
     assert metrics["rank5"] == pytest.approx(2 / 3, abs=1e-6)
     # F1 per class over all 7 classes: class 0 has P=1/2 (rows 0, 1 predicted 0), R=1.
     assert metrics["macro_f1"] == pytest.approx((2 / 3) / 7, abs=1e-5)
+    # Recall over the classes present: 1 for class 0, 0 for classes 3 and 6.
+    assert metrics["balanced_accuracy"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_balanced_accuracy_weighs_every_class_alike() -> None:
+    # 8 of class 0 all right, 2 of class 1 all wrong: accuracy 0.8, balanced 0.5.
+    rows = [[0.9, 0.1]] * 10
+    metrics = split_metrics(predictions(rows, [0] * 8 + [1] * 2), 2, 0)
+    assert metrics["accuracy"] == pytest.approx(0.8)
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5)
 
 
 def test_flat_keys_and_confusion_rows() -> None:
@@ -51,6 +61,7 @@ def test_flat_keys_and_confusion_rows() -> None:
         "accuracy",
         "accuracy_hi",
         "accuracy_lo",
+        "balanced_accuracy",
         "brier",
         "ece",
         "macro_f1",

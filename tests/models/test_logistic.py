@@ -69,3 +69,25 @@ def test_other_models_and_broken_files_are_refused(tmp_path: Path) -> None:
         load_logreg(tmp_path / "broken.skops")
     with pytest.raises(UserError, match="cannot load the model"):
         load_logreg(tmp_path / "missing.skops")
+
+
+def test_balanced_class_weight_lifts_the_minority_class() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1], [190, 10])
+    features = (labels[:, None] * 1.2 + rng.normal(0, 1.0, (200, 2))).astype(np.float32)
+    recalls = {}
+    for weight in ("none", "balanced"):
+        model, _ = search_logreg(
+            (features, labels),
+            (features, labels),
+            grid=[1.0],
+            select="val",
+            folds=3,
+            max_iter=500,
+            seed=0,
+            class_weight=weight,
+        )
+        recalls[weight] = (model.predict(features[labels == 1]) == 1).mean()
+        expected = None if weight == "none" else "balanced"
+        assert model.named_steps["logisticregression"].class_weight == expected
+    assert recalls["balanced"] > recalls["none"] + 0.3

@@ -16,7 +16,7 @@ from imgclf.models.pretraining import pretrain_backbone
 
 
 def pretraining_packs(source: Path, packs: Path, size: tuple[int, int]) -> None:
-    folder = DataParams(str(source), "folder", "(?P<label>.+)", "labels.csv", 1.0)
+    folder = DataParams(str(source), "folder", "(?P<label>.+)", "labels.csv", 1.0, False)
     splits = split_train_val(build_index(folder).manifest, val=0.2, seed=0)
     for split in ("train", "val"):
         pack_split(splits, split, source, packs / f"{split}.h5", size, PackParams(8, "area"), 0, 1)

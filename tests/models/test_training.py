@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imgclf.config import OptimizerParams, ScheduleParams
-from imgclf.data.hdf5io import PackWriter
+from imgclf.data.hdf5io import PackReader, PackWriter
 from imgclf.data.inputs import PackInfo, evaluation_dataset, training_dataset
 from imgclf.models.checkpoint import RunState
 from imgclf.models.curves import read_curves
@@ -16,6 +16,7 @@ from imgclf.models.training import (
     RunPaths,
     build_optimizer,
     build_schedule,
+    class_weights,
     compile_classifier,
     fingerprint,
     fit_resumable,
@@ -189,3 +190,33 @@ def test_finished_state_can_be_kept_for_a_later_phase(tmp_path: Path, pack) -> N
     paths.model.unlink()
     assert fit_resumable(tiny_model(), train, val, **options) == 0  # nothing left to train
     assert paths.model.read_bytes() == first and not paths.state.exists()
+
+
+def test_balanced_class_weights_reach_the_loss(tmp_path: Path, pack) -> None:
+    assert class_weights("none", pack.path) is None
+    with PackReader(pack.path) as reader:
+        counts = np.bincount(reader.labels)
+    weights = class_weights("balanced", pack.path)
+    assert weights == pytest.approx(
+        {label: 40 / (2 * count) for label, count in enumerate(counts)}
+    )
+    trained = []
+    for name, weight in (("plain", None), ("weighted", {0: 1.0, 1: 5.0})):
+        keras.utils.set_random_seed(0)
+        model = tiny_model()
+        train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
+        val = evaluation_dataset(pack, batch_size=8, crop=(4, 4))
+        paths = paths_in(tmp_path / name)
+        fit_resumable(
+            model,
+            train,
+            val,
+            epochs=1,
+            steps_per_epoch=2,
+            paths=paths,
+            run_id=name,
+            verbose=0,
+            class_weight=weight,
+        )
+        trained.append(model.get_weights())
+    assert any(not np.array_equal(a, b) for a, b in zip(*trained, strict=True))

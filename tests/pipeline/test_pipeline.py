@@ -34,6 +34,7 @@ MODEL_STAGES = [
     "ensemble",
     "export",
     "evaluate",
+    "audit",
     "report",
 ]
 ALL_STAGES = [*DATA_STAGES, *PRETRAIN_STAGES, *MODEL_STAGES]
@@ -72,8 +73,10 @@ def test_packs_match_the_images_and_nothing_reruns(project: Project) -> None:
 
 def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     project.update_params("logreg", C=[1.0e-6])  # surely another C: other predictions
-    # Not the features: only the model on them, its predictions, and what reads those.
+    # Not the features: only the model on them, its predictions, and what reads those (the
+    # audit's out-of-fold probabilities use logreg's chosen C).
     assert sorted(project.repro()) == [
+        "audit",
         "ensemble",
         "evaluate",
         "export",

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from imgclf.data.hashing import perceptual_hash, pixel_hash
+
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 # libjpeg can decode straight to 1/2, 1/4 or 1/8 size, skipping most of the work.
 _JPEG_REDUCED = {
@@ -194,15 +196,18 @@ def load_batch(
     return images
 
 
-def image_facts(paths: Sequence[str]) -> list[tuple[int, int, str] | str]:
-    """(width, height, content hash) of each image, from one read and one decode of the
-    file, or the reason it cannot be used."""
-    facts: list[tuple[int, int, str] | str] = []
+def image_facts(paths: Sequence[str]) -> list[tuple[int, int, str, str, str] | str]:
+    """(width, height, content hash, pixel hash, perceptual hash) of each image, from one
+    read and one decode of the file, or the reason it cannot be used."""
+    facts: list[tuple[int, int, str, str, str] | str] = []
     for path in paths:
         try:
             data = _read_bytes(path)
-            height, width = _decode_native(data, 1).shape[:2]
-            facts.append((width, height, content_hash(data)))
+            image = _decode_native(data, 1)
+            height, width = image.shape[:2]
+            facts.append(
+                (width, height, content_hash(data), pixel_hash(image), perceptual_hash(image))
+            )
         except ImageError as error:
             facts.append(str(error))
     return facts

@@ -1,7 +1,9 @@
-"""Stratified, seeded train/val/test split of the manifest (scikit-learn)."""
+"""Stratified, seeded train/val/test split of the manifest (scikit-learn), keeping groups of
+duplicate images together when asked."""
 
 import math
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -9,6 +11,9 @@ from imgclf.config import SplitParams
 from imgclf.errors import UserError
 
 SPLITS = ("train", "val", "test")
+# The manifest's pixel fingerprints stay out of splits.csv: pack does not need them, and the
+# splits of a folder without duplicates keep the bytes they had before index recorded them.
+FINGERPRINT_COLUMNS = ["pixel_hash", "phash"]
 
 
 def split_counts(total: int, params: SplitParams) -> dict[str, int]:
@@ -20,22 +25,98 @@ def split_counts(total: int, params: SplitParams) -> dict[str, int]:
     return {"train": total - val - test, "val": val, "test": test}
 
 
-def split_manifest(manifest: pd.DataFrame, params: SplitParams, seed: int) -> pd.DataFrame:
-    """Return the manifest with a `split` column, sorted by path; every class in every split."""
+def split_manifest(
+    manifest: pd.DataFrame, params: SplitParams, seed: int, groups: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Return the manifest with a `split` column, sorted by path; every class in every split.
+
+    Images sharing a `groups` id (one per manifest row) land in the same split. Without
+    groups of two or more this is the plain stratified split, image for image. A manifest
+    with a `split` column (data.predefined) keeps it; without val images, val is carved
+    from train (split.val of it, stratified, seeded, groups kept whole).
+    """
+    manifest = manifest.drop(columns=FINGERPRINT_COLUMNS, errors="ignore")
+    if "split" in manifest.columns:
+        splits = _carve_val(manifest, params, seed, groups)
+        splits = splits.sort_values("path", kind="stable").reset_index(drop=True)
+        _check_every_class_everywhere(splits, params)
+        return splits
     counts = split_counts(len(manifest), params)
     _check_class_sizes(manifest["label"].value_counts(), counts, params)
+    if groups is not None and len(np.unique(groups)) < len(manifest):
+        splits = _split_groups(manifest, groups, counts, seed)
+    else:
+        splits = _split_images(manifest, counts, seed)
+    splits = splits.sort_values("path", kind="stable").reset_index(drop=True)
+    _check_every_class_everywhere(splits, params)
+    return splits
+
+
+def _split_images(manifest: pd.DataFrame, counts: dict[str, int], seed: int) -> pd.DataFrame:
     rest, test = train_test_split(
         manifest, test_size=counts["test"], random_state=seed, stratify=manifest["label"]
     )
     train, val = train_test_split(
         rest, test_size=counts["val"], random_state=seed, stratify=rest["label"]
     )
-    parts = [
-        frame.assign(split=name) for name, frame in zip(SPLITS, (train, val, test), strict=True)
-    ]
-    splits = pd.concat(parts).sort_values("path", kind="stable").reset_index(drop=True)
-    _check_every_class_everywhere(splits, params)
-    return splits
+    parts = (train, val, test)
+    return pd.concat(frame.assign(split=name) for name, frame in zip(SPLITS, parts, strict=True))
+
+
+def _split_groups(
+    manifest: pd.DataFrame, groups: np.ndarray, counts: dict[str, int], seed: int
+) -> pd.DataFrame:
+    """Split whole groups, stratified by each group's most common label (ties: the first
+    name), with as many groups per split as the image counts ask for in proportion."""
+    labels = manifest.assign(group=groups).groupby("group")["label"]
+    group_frame = labels.agg(_majority_label)
+    group_frame = group_frame.rename("label").reset_index()
+    scale = len(group_frame) / len(manifest)
+    group_counts = {name: max(1, round(count * scale)) for name, count in counts.items()}
+    split_of = _split_images(group_frame, group_counts, seed).set_index("group")["split"]
+    return manifest.assign(split=split_of.loc[groups].to_numpy())
+
+
+def split_mode(manifest: pd.DataFrame) -> str:
+    """How `split_manifest` splits this manifest, for metrics/split.json."""
+    if "split" not in manifest.columns:
+        return "random"
+    return "predefined" if (manifest["split"] == "val").any() else "predefined, val from train"
+
+
+def _carve_val(
+    manifest: pd.DataFrame, params: SplitParams, seed: int, groups: np.ndarray | None
+) -> pd.DataFrame:
+    given = set(manifest["split"])
+    if not {"train", "test"} <= given:
+        raise UserError(
+            f"split: data.predefined needs train and test images; the source has only "
+            f"{', '.join(sorted(given))}"
+        )
+    if "val" in given:
+        return manifest
+    train = (manifest["split"] == "train").to_numpy()
+    count = params.val if isinstance(params.val, int) else round(params.val * train.sum())
+    ids = groups[train] if groups is not None else np.flatnonzero(train)
+    frame = manifest[train].assign(group=ids)
+    majority = frame.groupby("group")["label"].agg(_majority_label)
+    held_count = max(1, round(count * len(majority) / train.sum()))
+    if held_count >= len(majority) or held_count < majority.nunique():
+        raise UserError(
+            f"split: cannot carve {count} val images with every class from "
+            f"{int(train.sum())} train images; change split.val (now {params.val})"
+        )
+    _, held = train_test_split(
+        majority.index, test_size=held_count, random_state=seed, stratify=majority.to_numpy()
+    )
+    carved = manifest.copy()
+    carved.loc[frame.index[frame["group"].isin(held)], "split"] = "val"
+    return carved
+
+
+def _majority_label(labels: pd.Series) -> str:
+    """A group's most common label; ties go to the first name."""
+    return labels.value_counts().sort_index().idxmax()
 
 
 def _check_class_sizes(
@@ -81,6 +162,7 @@ def _check_every_class_everywhere(splits: pd.DataFrame, params: SplitParams) -> 
 def split_train_val(manifest: pd.DataFrame, val: float, seed: int) -> pd.DataFrame:
     """The manifest with a `split` column of train and val only (a stratified, seeded
     fraction `val`), sorted by path: the backbone's pretraining folder needs no test split."""
+    manifest = manifest.drop(columns=FINGERPRINT_COLUMNS, errors="ignore")
     train, held_out = train_test_split(
         manifest, test_size=val, random_state=seed, stratify=manifest["label"]
     )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
+    balanced_accuracy_score,
     f1_score,
     precision_recall_fscore_support,
     top_k_accuracy_score,
@@ -36,6 +37,8 @@ def split_metrics(predictions: SplitPredictions, classes: int, seed: int) -> dic
         "macro_f1": f1_score(
             labels, predicted, average="macro", labels=everything, zero_division=0
         ),
+        # The mean of per-class recalls: accuracy as if every class were equally common.
+        "balanced_accuracy": balanced_accuracy_score(labels, predicted),
     }
     metrics["accuracy_lo"], metrics["accuracy_hi"] = wilson_interval(
         int((predicted == labels).sum()), len(labels)

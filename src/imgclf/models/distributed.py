@@ -76,6 +76,10 @@ def fit_with_strategy(
     """Train under `strategy`, taking `training.fit_resumable`'s arguments (but no callbacks
     under multi_worker): Keras `fit`, or `fit_multi_worker` where `fit` does not work."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if options.pop("class_weight", None) is not None:
+            raise ConfigError(
+                "class_weight = balanced is not supported with train.strategy = multi_worker"
+            )
         return fit_multi_worker(strategy, model, train, val, **options)
     if replicas(strategy) > 1:
         options["callbacks"] = [*options.get("callbacks", ()), AverageBatchStatistics()]

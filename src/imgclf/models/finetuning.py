@@ -146,6 +146,7 @@ def finetune_two_phases(
     curves: Path,
     run_id: str,
     metadata: dict[str, Any],
+    class_weight: dict[int, float] | None = None,
 ) -> list[str]:
     """Warm the new head up with the body frozen, then train it with the body's top layers;
     keep the best phase-2 epoch on val. Returns the backbone layers trained in phase 2.
@@ -153,7 +154,7 @@ def finetune_two_phases(
     The warm-up's state is kept until phase 2 ends: a run killed in phase 2 resumes there,
     without training the warm-up again. Curves go to `curves`/warmup.csv and finetune.csv.
     """
-    run = {"steps_per_epoch": steps_per_epoch, "run_id": run_id}
+    run = {"steps_per_epoch": steps_per_epoch, "run_id": run_id, "class_weight": class_weight}
     with strategy.scope():
         model = build_finetune_model(
             load_keras_model(backbone_path),

@@ -29,13 +29,16 @@ TRUSTED_TYPES = [
 ]
 
 
-def build_logreg(max_iter: int, seed: int) -> Pipeline:
-    """Standardised features, then multinomial logistic regression (lbfgs).
+def build_logreg(max_iter: int, seed: int, class_weight: str = "none") -> Pipeline:
+    """Standardised features, then multinomial logistic regression (lbfgs); `class_weight`
+    "balanced" weighs each class by n / (classes * its count).
 
     Standardising makes one C grid fit every backbone, whose feature scales differ widely.
     """
+    weight = None if class_weight == "none" else class_weight
     return make_pipeline(
-        StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed)
+        StandardScaler(),
+        LogisticRegression(max_iter=max_iter, random_state=seed, class_weight=weight),
     )
 
 
@@ -48,6 +51,7 @@ def search_logreg(
     folds: int,
     max_iter: int,
     seed: int,
+    class_weight: str = "none",
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Pick C by cross-validation on train (`select="cv"`, the book's way) or by accuracy on
     val (`select="val"`); return the model fitted on train with that C, and a summary."""
@@ -59,7 +63,7 @@ def search_logreg(
         splitter = PredefinedSplit(np.r_[np.full(len(labels), -1), np.zeros(len(val[1]))])
         data = (np.concatenate([features, val[0]]), np.concatenate([labels, val[1]]))
     search = GridSearchCV(
-        build_logreg(max_iter, seed),
+        build_logreg(max_iter, seed, class_weight),
         {"logisticregression__C": list(grid)},
         cv=splitter,
         n_jobs=-1,
@@ -67,7 +71,7 @@ def search_logreg(
     )
     search.fit(*data)
     best_c = search.best_params_["logisticregression__C"]
-    model = build_logreg(max_iter, seed).set_params(logisticregression__C=best_c)
+    model = build_logreg(max_iter, seed, class_weight).set_params(logisticregression__C=best_c)
     model.fit(features, labels)
     summary = {
         "C": float(best_c),

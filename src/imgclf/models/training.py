@@ -22,8 +22,10 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
 
 from imgclf.config import OptimizerParams, ScheduleParams
+from imgclf.data.hdf5io import PackReader
 from imgclf.fileio import atomic_output
 from imgclf.models.checkpoint import RunState
 from imgclf.models.modelmeta import write_metadata
@@ -106,6 +108,17 @@ def fingerprint(params: dict[str, Any], inputs: Sequence[Path]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def class_weights(kind: str, pack: Path) -> dict[int, float] | None:
+    """Keras `class_weight` from the labels of the train `pack`: None for "none"; for
+    "balanced", n / (classes * count) per class, scikit-learn's rule."""
+    if kind == "none":
+        return None
+    with PackReader(pack) as reader:
+        labels, classes = reader.labels, len(reader.label_names)
+    weights = compute_class_weight("balanced", classes=np.arange(classes), y=labels)
+    return {label: float(weight) for label, weight in enumerate(weights)}
+
+
 # Called as train(first_epoch=k): endless training batches from epoch k on.
 TrainingData = Callable[..., tf.data.Dataset]
 
@@ -123,6 +136,7 @@ def fit_resumable(
     metadata: dict[str, Any] | None = None,
     verbose: int = 2,
     keep_state: bool = False,
+    class_weight: dict[int, float] | None = None,
 ) -> int:
     """Fit `model` (compiled) for `epochs`, resuming an interrupted run with the same
     `run_id`; write the best-on-val model to `paths.model`, with `metadata` inside it (see
@@ -141,6 +155,7 @@ def fit_resumable(
             callbacks=[*callbacks, state.callback()],
             verbose=verbose,
             shuffle=False,  # tf.data shuffles
+            class_weight=class_weight,
         )
     with atomic_output(paths.model) as temporary:
         shutil.copyfile(state.best_model, temporary)

@@ -50,6 +50,9 @@ class ReportInputs:
     logreg_search: Path  # metrics/logreg_search.json
     export: Path = Path("metrics/export.json")  # what the export stage wrote
     latency: Path = Path("bench/results/export.json")  # bench/export.py's last run (committed)
+    audit: Path | None = None  # data/interim/audit.csv
+    audit_summary: Path | None = None  # metrics/audit.json
+    packs: Path | None = None  # data/processed/ ({split}.h5: the audit's images)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The evaluation report: a GitHub-flavoured `report.md` beside its PNGs in `figures/`.
 
 Sections: the pipeline's answer (the model chosen on val, its test accuracy and interval), the
-dataset, the backbone, every model's metrics with intervals and comparisons
-(`imgclf.report.leaderboard`), calibration, training curves, and the chosen model's confusion
-matrix and most confident mistakes. Inputs come from
+dataset, its audit (`imgclf.report.auditreport`), the backbone, every model's metrics with
+intervals and comparisons (`imgclf.report.leaderboard`), calibration, training curves, and
+the chosen model's confusion matrix and most confident mistakes. Inputs come from
 `imgclf.report.reportdata`; a section whose inputs the run did not produce becomes a note. Nothing
 depends on the clock or the file system's order: the same run gives the same bytes.
 """
@@ -15,6 +15,7 @@ from imgclf.config import Params
 from imgclf.data.hdf5io import SplitPredictions
 from imgclf.evaluation.calibration import BINS, apply_temperature, reliability
 from imgclf.fileio import atomic_output
+from imgclf.report.auditreport import audit_section
 from imgclf.report.deployment import export_section
 from imgclf.report.figures import (
     FigureFolder,
@@ -57,6 +58,9 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
         ["# imgclf report", "", "Written by the pipeline's `report` stage; do not edit."],
         answer_section(results, inputs),
         dataset_section(params, inputs),
+        audit_section(
+            inputs.audit, inputs.audit_summary, inputs.packs, params.data.source, figures
+        ),
         backbone_section(params, backbone, inputs.backbone),
         models_section(params, results, missing, summary, inputs.logreg_search, backbone),
         calibration_section(results, inputs.predictions, figures),
