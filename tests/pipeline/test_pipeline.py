@@ -1,5 +1,6 @@
 """End-to-end: the real dvc.yaml and stage scripts in a temporary git + DVC repository."""
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -98,6 +99,7 @@ def test_param_edits_rerun_only_what_they_affect(project: Project) -> None:
     # outputs); nothing before them, and not features@test.
     stale = re.findall(r"^(\S+):$", project.dvc("status").stdout, re.MULTILINE)
     assert sorted(stale) == [
+        "audit",
         "cnn@0",
         "export",
         "finetune",
@@ -146,8 +148,8 @@ def test_the_report_says_what_the_metrics_files_say(built_project: Project) -> N
 
 def models_table(report: str) -> list[dict[str, str]]:
     """The report's models table, a dict per row; `model` is the model's name."""
-    section = report.split("## Models\n", 1)[1]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
+    section = report.split("## Models\n", 1)[1].lstrip("\n")
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), section.splitlines()))
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     rows = []
     for line in lines[2:]:
