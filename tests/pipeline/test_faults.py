@@ -217,7 +217,8 @@ def test_damage_is_rebuilt_or_refused_never_consumed(built_project: Project, tmp
         assert f"imgclf: error: {pack}: damaged: not the bytes" in failed.stderr
     else:
         assert re.search(rf"not in cache: +{pack}", project.dvc("status").stdout)
-    cached.unlink(missing_ok=True)  # (else DVC would link the rebuilt file back to the damaged object)
+    # (Else DVC would link the rebuilt file back to the damaged object.)
+    cached.unlink(missing_ok=True)
     project.dvc("repro", "-f", "-s", "pack@val")
     project.repro()  # what the refusal left unbuilt, if anything
     assert project.digests() == expected
