@@ -102,11 +102,7 @@ def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:
         path.name for path in folder.iterdir() if path.name not in {*keep, ".gitignore"}
     )
     for name in stale:
-        path = folder / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        _remove(folder / name)
     return stale
 
 
