@@ -171,6 +171,22 @@ class Project:
     def dvc_argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "dvc", *args]
 
+    def start(self, argv: list[str] | str, *, output: bool = False) -> subprocess.Popen:
+        """Start a command (a shell line if a string) in the project without waiting, in a
+        session of its own so that a test can kill it with all its children; `output`
+        pipes stdout and stderr together as text, else both are discarded."""
+        return subprocess.Popen(
+            argv,
+            shell=isinstance(argv, str),
+            cwd=self.root,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if output else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+
     def stage_command(self, stage: str) -> str:
         """A stage's shell command, as DVC resolved it when it last ran (from dvc.lock)."""
         lock = yaml.safe_load((self.root / "dvc.lock").read_text(encoding="utf-8"))

@@ -7,7 +7,6 @@ import hashlib
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -64,16 +63,7 @@ def test_a_killed_training_resumes_to_the_same_bytes(built_project: Project, tmp
     for name in ("models/cnn/seed0.keras", "plots/training/cnn/seed0.csv"):
         (project.root / name).unlink()
     checkpoint = project.root / "models/cnn/seed0.keras.state/checkpoint.npz"
-    training = subprocess.Popen(
-        project.stage_command("cnn@0"),
-        shell=True,
-        cwd=project.root,
-        env=project.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    training = project.start(project.stage_command("cnn@0"))
     deadline = time.monotonic() + 300  # a hang guard, not a speed claim
     while not checkpoint.exists() and training.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

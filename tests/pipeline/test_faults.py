@@ -77,16 +77,7 @@ def repro_and_kill(project: Project, argv: list[str], remaining: list[str], rng)
     """Run `dvc repro`; SIGKILL it inside the first stage of `remaining` that it runs, at a
     random moment: when a temporary output appears or after a random delay. Returns the
     kill, or None if the build finished first."""
-    build = subprocess.Popen(
-        project.dvc_argv("repro", *argv),
-        cwd=project.root,
-        env=project.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    build = project.start(project.dvc_argv("repro", *argv), output=True)
     started: queue.Queue = queue.Queue()
     threading.Thread(target=stage_lines, args=(build.stdout, started), daemon=True).start()
     stage, plan, since = None, None, 0.0
@@ -229,15 +220,7 @@ def test_a_second_repro_in_the_same_workspace_stops_and_damages_nothing(
     built_project: Project, tmp_path: Path
 ) -> None:
     project = Project(tmp_path / "busy", template=built_project)
-    first = subprocess.Popen(
-        project.dvc_argv("repro", "-f", "-s", "cnn@0"),
-        cwd=project.root,
-        env=project.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    first = project.start(project.dvc_argv("repro", "-f", "-s", "cnn@0"), output=True)
     started: queue.Queue = queue.Queue()
     threading.Thread(target=stage_lines, args=(first.stdout, started), daemon=True).start()
     assert started.get(timeout=HANG_GUARD_S) == "cnn@0"

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -114,15 +113,7 @@ def kill_midway(project: Project, watched: Path, *args: str) -> int:
     appears under `watched`: the transfer has begun and not finished. Returns how many files
     `watched` then held."""
     before = len(files_under(watched))
-    transfer = subprocess.Popen(
-        project.dvc_argv(*args),
-        cwd=project.root,
-        env=project.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    transfer = project.start(project.dvc_argv(*args))
     deadline = time.monotonic() + HANG_GUARD_S
     while len(files_under(watched)) == before and transfer.poll() is None:
         assert time.monotonic() < deadline, f"dvc {args} hung"
