@@ -9,17 +9,23 @@ the copies a small step from their originals). It then times, each phase once:
 - pairs: `audit.hash_pairs` at 4 bits, the audit's hash half;
 - brute force: every pair's Hamming distance in NumPy chunks, the quadratic baseline the
   multi-index search replaces (up to --brute-max images), and the ratio brute / pairs;
-- oof and datalab: out-of-fold logistic-regression probabilities and cleanlab's Datalab on
-  the features (up to --features-max images: Datalab's exact k-NN is quadratic in images).
+- oof: out-of-fold logistic-regression probabilities;
+- knn: `featureaudit.build_knn_graph`, the audit's k-NN graph (exact up to
+  EXACT_MAX_IMAGES, an inverted-file search above), and datalab: `datalab_rows`, which builds
+  that graph again and runs cleanlab's Datalab on it;
+- exact: the exact k-NN graph, the quadratic baseline (up to --exact-max images), the
+  inverted-file graph's time (ivf_s, forced below EXACT_MAX_IMAGES), their ratio, the
+  fraction of the exact graph's neighbours that it finds (recall) and of the planted
+  near-duplicate pairs (each copy and its original) that each graph holds (dup_ivf, dup_exact).
 
-It prints one table row per size with the peak RSS of the child process before the brute
-force baseline runs (the audit's own high-water mark, Datalab included). The hashes and
+It prints one table row per size with the peak RSS of the child process before the
+baselines run (the audit's own high-water mark, Datalab included). The hashes and
 features are synthetic (no image is decoded here; bench/index_hashing.py times the hashing
 itself), so the numbers time the search, not the decoding.
 
 Run from the repository root:
 
-    .venv/bin/python bench/audit.py [--sizes 1000 10000 100000] [--dim 128]
+    .venv/bin/python bench/audit.py [--sizes 1000 10000 100000] [--dim 128] [--exact-max N]
 """
 
 import argparse
@@ -31,10 +37,19 @@ import time
 
 import numpy as np
 import pandas as pd
+from cleanlab.internal.neighbor.knn_graph import create_knn_graph_and_index
+from scipy.sparse import csr_matrix
 
 from imgclf.data.audit import hash_pairs
 from imgclf.data.hashing import duplicate_groups, hamming, hash_values
-from imgclf.models.featureaudit import LabelledFeatures, datalab_rows, out_of_fold_probabilities
+from imgclf.models import featureaudit
+from imgclf.models.featureaudit import (
+    LabelledFeatures,
+    build_knn_graph,
+    datalab_rows,
+    ivf_knn_graph,
+    out_of_fold_probabilities,
+)
 
 NEAR_BITS = 4
 
@@ -45,15 +60,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=128, help="feature dimensions")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--brute-max", type=int, default=20_000, help="largest brute-force run")
-    parser.add_argument("--features-max", type=int, default=10_000, help="largest Datalab run")
+    parser.add_argument("--exact-max", type=int, default=20_000, help="largest exact k-NN run")
     parser.add_argument("--only", type=int, help=argparse.SUPPRESS)  # child process
     return parser.parse_args()
 
 
 def synthetic(
     count: int, dim: int, classes: int, seed: int = 0
-) -> tuple[pd.DataFrame, LabelledFeatures]:
-    """Hashes and features of `count` images, 1 % exact and 3 % near copies planted."""
+) -> tuple[pd.DataFrame, LabelledFeatures, np.ndarray]:
+    """Hashes and features of `count` images, 1 % exact and 3 % near copies planted, and the
+    (copy, original) pairs whose features stayed a small step apart."""
     rng = np.random.default_rng(seed)
     values = rng.integers(0, 2**63, count, dtype=np.uint64) ^ (
         rng.integers(0, 2, count, dtype=np.uint64) << np.uint64(63)
@@ -83,7 +99,9 @@ def synthetic(
     )
     names = [f"class{label}" for label in range(classes)]
     data = LabelledFeatures(features, labels.astype(np.int64), list(manifest["path"]), names)
-    return manifest, data
+    # A copy of a copy, or of itself, is not a near pair any more.
+    kept = (copies != originals) & ~np.isin(originals, copies)
+    return manifest, data, np.stack([copies[kept], originals[kept]], axis=1)
 
 
 def brute_force_pairs(values: np.ndarray, max_distance: int, chunk: int = 256) -> int:
@@ -103,23 +121,59 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def recall(graph: csr_matrix, exact: csr_matrix) -> float:
+    """The fraction of the exact graph's neighbours that `graph` holds."""
+    count = graph.shape[0]
+    rows, truth = graph.indices.reshape(count, -1), exact.indices.reshape(count, -1)
+    # Row-wise set intersection, k x k comparisons per row, in blocks of rows.
+    found = sum(
+        (rows[start : start + 4096, :, None] == truth[start : start + 4096, None, :]).any(1).sum()
+        for start in range(0, count, 4096)
+    )
+    return float(found / exact.nnz)
+
+
+def pairs_held(graph: csr_matrix, pairs: np.ndarray) -> float:
+    """The fraction of (copy, original) pairs with one in the other's neighbours."""
+    rows = graph.indices.reshape(graph.shape[0], -1)
+    copy, original = pairs[:, 0], pairs[:, 1]
+    held = (rows[copy] == original[:, None]).any(1) | (rows[original] == copy[:, None]).any(1)
+    return float(held.mean())
+
+
 def child(args: argparse.Namespace) -> None:
     count = args.only
-    manifest, data = synthetic(count, args.dim, args.classes)
+    manifest, data, copies = synthetic(count, args.dim, args.classes)
     row: dict[str, float | int | None] = {"images": count}
     groups, row["groups_s"] = timed(
         duplicate_groups, manifest["pixel_hash"], manifest["phash"], NEAR_BITS
     )
     pairs, row["pairs_s"] = timed(hash_pairs, manifest, NEAR_BITS)
     row["pairs"] = len(pairs)
-    row["oof_s"] = row["datalab_s"] = None
-    if count <= args.features_max:
-        probabilities, row["oof_s"] = timed(
-            out_of_fold_probabilities, data, C=1.0, folds=3, max_iter=200, seed=0
-        )
-        _, row["datalab_s"] = timed(datalab_rows, data, probabilities, 0.13)
-    # The audit's high-water mark, before the baseline's chunks of every pair.
+    probabilities, row["oof_s"] = timed(
+        out_of_fold_probabilities, data, C=1.0, folds=3, max_iter=200, seed=0
+    )
+    (graph, _), row["knn_s"] = timed(build_knn_graph, data.features)
+    _, row["datalab_s"] = timed(datalab_rows, data, probabilities, 0.13)  # graph included
+    # The audit's high-water mark, before the baselines.
     row["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    exact = ivf = None
+    row["ivf_s"] = row["exact_s"] = row["recall"] = row["dup_exact"] = None
+    if count > featureaudit.EXACT_MAX_IMAGES:
+        ivf, row["ivf_s"] = graph, row["knn_s"]
+    else:
+        exact = graph
+        ivf, row["ivf_s"] = timed(ivf_knn_graph, data.features, featureaudit.NEIGHBOURS)
+    if exact is None and count <= args.exact_max:
+        (exact, _), row["exact_s"] = timed(
+            create_knn_graph_and_index, data.features, n_neighbors=10, metric="cosine"
+        )
+    elif exact is not None:
+        row["exact_s"] = row["knn_s"]
+    row["dup_ivf"] = pairs_held(ivf, copies)
+    if exact is not None:
+        row["recall"] = recall(ivf, exact)
+        row["dup_exact"] = pairs_held(exact, copies)
     row["brute_s"] = None
     if count <= args.brute_max:
         brute, row["brute_s"] = timed(brute_force_pairs, hash_values(manifest["phash"]), NEAR_BITS)
@@ -147,11 +201,15 @@ def main() -> None:
         "pairs_s",
         "brute_s",
         "oof_s",
+        "knn_s",
         "datalab_s",
         "peak_rss_mib",
+        "ivf_s",
+        "exact_s",
     ]
     print(f"{args.dim}-d features, {args.classes} classes, near = {NEAR_BITS} bits; seconds")
-    print(" ".join(f"{name:>12}" for name in [*columns, "brute/pairs"]))
+    extra = ["brute/pairs", "exact/ivf", "recall", "dup_ivf", "dup_exact"]
+    print(" ".join(f"{name:>12}" for name in [*columns, *extra]))
     for size in args.sizes:
         command = [
             sys.executable,
@@ -164,15 +222,17 @@ def main() -> None:
             str(args.classes),
             "--brute-max",
             str(args.brute_max),
-            "--features-max",
-            str(args.features_max),
+            "--exact-max",
+            str(args.exact_max),
         ]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         ratio = row["brute_s"] / row["pairs_s"] if row["brute_s"] else None
+        knn_ratio = row["exact_s"] / row["ivf_s"] if row["exact_s"] else None
         print(
             " ".join(f"{cell(row[name]):>12}" for name in columns),
-            f"{cell(ratio, 1):>12}",
+            f"{cell(ratio, 1):>12} {cell(knn_ratio, 1):>12}",
+            " ".join(f"{cell(row[name], 4):>12}" for name in extra[2:]),
             flush=True,
         )
 

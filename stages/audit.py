@@ -54,7 +54,9 @@ def main() -> None:
         max_iter=params.logreg.max_iter,
         seed=params.base.seed,
     )
-    model_rows, datalab_counts = datalab_rows(data, probabilities, params.audit.near_threshold)
+    model_rows, datalab_counts = datalab_rows(
+        data, probabilities, params.audit.near_threshold, params.base.seed
+    )
     duplicates = [pairs, model_rows[model_rows["issue"] == "near_duplicate"]]
     rows = audit_rows([pairs, model_rows, leak_rows(audit_rows(duplicates), splits)])
     write_csv(args.out, rows)
