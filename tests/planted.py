@@ -100,8 +100,11 @@ def thumbnail_features(root: Path, paths: list[str]) -> np.ndarray:
     )
 
 
-def run_audit(root: Path, manifest: pd.DataFrame, near_distance: int) -> pd.DataFrame:
-    """The audit stage's computation, with thumbnails for features and one split."""
+def run_audit(
+    root: Path, manifest: pd.DataFrame, near_distance: int, splits: list[str] | None = None
+) -> pd.DataFrame:
+    """The audit stage's computation, with thumbnails for features, and each image's split
+    (all train unless `splits` says)."""
     names = sorted(manifest["label"].unique())
     data = LabelledFeatures(
         thumbnail_features(root, list(manifest["path"])),
@@ -113,7 +116,7 @@ def run_audit(root: Path, manifest: pd.DataFrame, near_distance: int) -> pd.Data
     model_rows, _ = datalab_rows(data, probabilities, near_threshold=0.13)
     pairs = hash_pairs(manifest, near_distance)
     duplicates = audit_rows([pairs, model_rows[model_rows["issue"] == "near_duplicate"]])
-    leaks = leak_rows(duplicates, manifest.assign(split="train"))
+    leaks = leak_rows(duplicates, manifest.assign(split=splits or "train"))
     return audit_rows([pairs, model_rows, leaks])
 
 

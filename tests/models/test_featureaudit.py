@@ -36,6 +36,23 @@ def test_audit_finds_every_planted_kind_and_no_clean_image(tmp_path: Path) -> No
     assert false_flags == 0
 
 
+def test_a_crop_split_cannot_group_is_reported_as_a_leak(tmp_path: Path) -> None:
+    # pHash moves 10+ bits under a 90 % crop, so `split` leaves crops apart: the audit's
+    # feature search must then say when a crop and its original sit in different splits.
+    root = tmp_path / "images"
+    planted = write_planted_folder(root, per_class=20, each=3)
+    manifest = build_index(make_params(data={"source": str(root)}).data).manifest
+    copies = {item.path: item.kind for item in planted if item.kind in ("crop", "exact")}
+    splits = ["test" if path in copies else "train" for path in manifest["path"]]
+    rows = run_audit(root, manifest, near_distance=0, splits=splits)
+    leaks = rows[rows["issue"] == "split_leak"]
+    leaked = {frozenset(pair) for pair in zip(leaks["path"], leaks["other"], strict=True)}
+    for item in planted:
+        if item.kind in ("crop", "exact"):
+            assert frozenset((item.path, item.other)) in leaked, item
+    assert leaked <= {frozenset((item.path, item.other)) for item in planted}
+
+
 def test_label_errors_come_with_the_suggested_class() -> None:
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 30)
