@@ -24,14 +24,20 @@ with atomic_output(sys.argv[1]) as temporary:
 
 def killed_mid_write(path: Path) -> Path:
     """Run a writer of `path`, SIGKILL it mid-write, and return the temporary it left."""
+    writer, temporary = started_writer(path)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    return temporary
+
+
+def started_writer(path: Path) -> tuple[subprocess.Popen, Path]:
+    """A writer of `path` that has written half of it, and its temporary."""
     writer = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
     )
     temporary = Path(writer.stdout.readline().strip())
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
     writer.stdout.close()
-    return temporary
+    return writer, temporary
 
 
 def test_a_failed_block_leaves_no_file(tmp_path: Path) -> None:
@@ -65,6 +71,19 @@ def test_dead_temporary_folders_and_suffixless_files_go_too(tmp_path: Path) -> N
     (tmp_path / ".keep.tmp.me").write_text("not a temporary name")
     assert remove_dead_temporaries(tmp_path) == sorted([dead.name, folder.name])
     assert [path.name for path in tmp_path.iterdir()] == [".keep.tmp.me"]
+
+
+def test_a_killed_writer_nobody_reaped_counts_as_dead(tmp_path: Path) -> None:
+    # Orphans killed with their parent go to PID 1, which in containers often never reaps
+    # them: a zombie's PID still exists, but it writes nothing any more.
+    writer, temporary = started_writer(tmp_path / "splits.csv")
+    writer.send_signal(signal.SIGKILL)
+    try:
+        while Path(f"/proc/{writer.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            pass  # not reaped on purpose: wait until the kernel has made it a zombie
+        assert remove_dead_temporaries(tmp_path) == [temporary.name]
+    finally:
+        writer.wait()
 
 
 def test_a_folder_appears_only_when_complete(tmp_path: Path) -> None:

@@ -80,14 +80,20 @@ def remove_dead_temporaries(folder: Path) -> list[str]:
 
 
 def _running(pid: int) -> bool:
-    """Whether a process `pid` exists (one of another user counts too)."""
+    """Whether a process `pid` exists (one of another user counts too) and is not a zombie:
+    a writer killed after its parent is reparented to PID 1, and in a container PID 1 often
+    never reaps it, so the dead writer would keep its temporary forever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the command name's closing parenthesis
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS) or the process just ended: keep its file this time
+    return state not in ("Z", "X")
 
 
 def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:
