@@ -19,6 +19,10 @@ from conftest import REPO, repo_params_dict, write_image_folder
 # The folder of the pretraining packs is in git, as the backbone stage's dependency.
 PRETRAIN_PLACEHOLDER = "data/processed/pretrain/.gitignore"
 SPLITS = ("train", "val", "test")
+# What a new logreg.C reruns: the model, its predictions and what reads them; not the
+# features. The audit too (its out-of-fold probabilities use the C that logreg chose), and the
+# export (it may export logreg).
+AFTER_LOGREG_C = ["audit", "ensemble", "evaluate", "export", "logreg", "predict_logreg", "report"]
 OUTPUTS = [
     "data/interim/manifest.csv",
     "data/interim/rejected.csv",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline_project import Project, experiments, run_queue
+from pipeline_project import AFTER_LOGREG_C, Project, experiments, run_queue
 
 pytestmark = pytest.mark.slow
 
@@ -58,17 +58,7 @@ def project(built: Project) -> Project:
 
 def test_an_experiment_reruns_only_what_its_params_affect(project: Project) -> None:
     name, ran = exp_run(project, "-S", "logreg.C=[0.01,0.1]")
-    # The model, its predictions and everything reading them, the report included; no features.
-    # The audit too: its out-of-fold probabilities use the C that logreg chose; and the export.
-    assert sorted(ran) == [
-        "audit",
-        "ensemble",
-        "evaluate",
-        "export",
-        "logreg",
-        "predict_logreg",
-        "report",
-    ]
+    assert sorted(ran) == AFTER_LOGREG_C
 
     branch = project.command("git", "branch", "--show-current").stdout.strip()
     shown = experiments(project)
