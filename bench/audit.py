@@ -42,9 +42,9 @@ from scipy.sparse import csr_matrix
 
 from imgclf.data.audit import hash_pairs
 from imgclf.data.hashing import duplicate_groups, hamming, hash_values
+from imgclf.data.hdf5io import Features
 from imgclf.models import featureaudit
 from imgclf.models.featureaudit import (
-    LabelledFeatures,
     build_knn_graph,
     datalab_rows,
     ivf_knn_graph,
@@ -67,7 +67,7 @@ def parse_args() -> argparse.Namespace:
 
 def synthetic(
     count: int, dim: int, classes: int, seed: int = 0
-) -> tuple[pd.DataFrame, LabelledFeatures, np.ndarray]:
+) -> tuple[pd.DataFrame, Features, np.ndarray]:
     """Hashes and features of `count` images, 1 % exact and 3 % near copies planted, and the
     (copy, original) pairs whose features stayed a small step apart."""
     rng = np.random.default_rng(seed)
@@ -98,7 +98,7 @@ def synthetic(
         }
     )
     names = [f"class{label}" for label in range(classes)]
-    data = LabelledFeatures(features, labels.astype(np.int64), list(manifest["path"]), names)
+    data = Features(features, labels.astype(np.int64), names, list(manifest["path"]), attrs={})
     # A copy of a copy, or of itself, is not a near pair any more.
     kept = (copies != originals) & ~np.isin(originals, copies)
     return manifest, data, np.stack([copies[kept], originals[kept]], axis=1)

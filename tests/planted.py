@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from imgclf.data.audit import audit_rows, hash_pairs, leak_rows
+from imgclf.data.hdf5io import Features
 from imgclf.data.imaging import read_image
-from imgclf.models.featureaudit import LabelledFeatures, datalab_rows, out_of_fold_probabilities
+from imgclf.models.featureaudit import datalab_rows, out_of_fold_probabilities
 
 CLASSES = ("cat", "dog", "fox")
 TINTS = {"cat": (60, 0, 0), "dog": (0, 60, 0), "fox": (0, 0, 60)}  # BGR
@@ -106,11 +107,12 @@ def run_audit(
     """The audit stage's computation, with thumbnails for features, and each image's split
     (all train unless `splits` says)."""
     names = sorted(manifest["label"].unique())
-    data = LabelledFeatures(
-        thumbnail_features(root, list(manifest["path"])),
-        manifest["label"].map(names.index).to_numpy(np.int64),
-        list(manifest["path"]),
-        names,
+    data = Features(
+        features=thumbnail_features(root, list(manifest["path"])),
+        labels=manifest["label"].map(names.index).to_numpy(np.int64),
+        label_names=names,
+        paths=list(manifest["path"]),
+        attrs={},
     )
     probabilities = out_of_fold_probabilities(data, C=1.0, folds=3, max_iter=1000, seed=0)
     model_rows, _ = datalab_rows(data, probabilities, near_threshold=0.13)

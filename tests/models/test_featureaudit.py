@@ -13,10 +13,10 @@ from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
 from conftest import make_params
+from imgclf.data.hdf5io import Features
 from imgclf.data.indexing import build_index
 from imgclf.models import featureaudit
 from imgclf.models.featureaudit import (
-    LabelledFeatures,
     datalab_rows,
     find_datalab_issues,
     ivf_knn_graph,
@@ -59,7 +59,8 @@ def test_label_errors_come_with_the_suggested_class() -> None:
     features = (np.eye(3)[labels] * 4 + rng.normal(0, 0.5, (90, 3))).astype(np.float32)
     given = labels.copy()
     given[[5, 40]] = [2, 0]  # a 0 filed as 2, a 1 filed as 0
-    data = LabelledFeatures(features, given, [f"img{i:02d}" for i in range(90)], ["x", "y", "z"])
+    paths = [f"img{i:02d}" for i in range(90)]
+    data = Features(features, given, ["x", "y", "z"], paths, attrs={})
     probabilities = out_of_fold_probabilities(data, C=1.0, folds=3, max_iter=500, seed=0)
     assert probabilities.shape == (90, 3) and np.allclose(probabilities.sum(axis=1), 1)
     rows, counts = datalab_rows(data, probabilities, near_threshold=0.13)
@@ -162,14 +163,14 @@ def test_inverted_file_graph_is_the_same_on_any_thread_count() -> None:
     assert graphs[0][7, 8] == 0 and neighbours(graphs[0])[8, 0] == 7
 
 
-def audited(count: int) -> tuple[LabelledFeatures, np.ndarray, set[tuple[str, str]]]:
+def audited(count: int) -> tuple[Features, np.ndarray, set[tuple[str, str]]]:
     """Planted features with 3 far outliers (pointing away from every class), their
     probabilities, and the planted near-duplicate pairs (paths)."""
     features, labels, planted = planted_features(count, 16, classes=4, pairs=5, seed=1)
     noise = np.random.default_rng(2).normal(0, 0.5, (3, 16))
     features[OUTLIERS] = -3 * features.mean(axis=0) + noise
     paths = [f"img{i:04d}" for i in range(count)]
-    data = LabelledFeatures(features, labels, paths, list("abcd"))
+    data = Features(features, labels, list("abcd"), paths, attrs={})
     probabilities = out_of_fold_probabilities(data, C=1.0, folds=3, max_iter=500, seed=0)
     pairs = {
         tuple(sorted((paths[a], paths[b]))) for a, b in planted if {a, b}.isdisjoint(OUTLIERS)

@@ -14,7 +14,6 @@ search, which compares each image only with the images of the few clusters neare
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
-from imgclf.data.hdf5io import load_features
+from imgclf.data.hdf5io import Features, load_features
 from imgclf.errors import UserError
 from imgclf.models.logistic import build_logreg
 
@@ -47,17 +46,7 @@ BLOCK = 1 << 22  # distances held at once (16 MiB of float32), whatever N
 EMPTY = np.iinfo(np.int64).max  # no neighbour yet (see `_search`)
 
 
-@dataclass(frozen=True)
-class LabelledFeatures:
-    """Feature vectors of every audited image, with integer labels and the class names."""
-
-    features: np.ndarray  # float32 (N, D)
-    labels: np.ndarray  # int64 (N,)
-    paths: list[str]
-    label_names: list[str]
-
-
-def load_labelled_features(files: Sequence[Path]) -> LabelledFeatures:
+def load_labelled_features(files: Sequence[Path]) -> Features:
     """The features files of every split, one after the other."""
     loaded = [load_features(file) for file in files]
     for file, features in zip(files, loaded, strict=True):
@@ -66,16 +55,17 @@ def load_labelled_features(files: Sequence[Path]) -> LabelledFeatures:
                 f"{file}: classes {features.label_names}, but {files[0]} has "
                 f"{loaded[0].label_names}; rerun the features stages (dvc repro)"
             )
-    return LabelledFeatures(
-        np.concatenate([features.features for features in loaded]),
-        np.concatenate([features.labels for features in loaded]),
-        [path for features in loaded for path in features.paths],
-        loaded[0].label_names,
+    return Features(
+        features=np.concatenate([features.features for features in loaded]),
+        labels=np.concatenate([features.labels for features in loaded]),
+        label_names=loaded[0].label_names,
+        paths=[path for features in loaded for path in features.paths],
+        attrs={},
     )
 
 
 def out_of_fold_probabilities(
-    data: LabelledFeatures, *, C: float, folds: int, max_iter: int, seed: int
+    data: Features, *, C: float, folds: int, max_iter: int, seed: int
 ) -> np.ndarray:
     """(N, C) probabilities, each from a logistic regression that never saw that image."""
     model = build_logreg(max_iter, seed).set_params(logisticregression__C=C)
@@ -87,7 +77,7 @@ def out_of_fold_probabilities(
 
 
 def find_datalab_issues(
-    data: LabelledFeatures, probabilities: np.ndarray, near_threshold: float, seed: int = 0
+    data: Features, probabilities: np.ndarray, near_threshold: float, seed: int = 0
 ) -> Datalab:
     """Datalab's label, near-duplicate, outlier and class-imbalance checks, on our k-NN graph
     (`seed` draws the approximate search's clusters, above EXACT_MAX_IMAGES)."""
@@ -110,7 +100,7 @@ def find_datalab_issues(
 
 
 def datalab_rows(
-    data: LabelledFeatures, probabilities: np.ndarray, near_threshold: float, seed: int = 0
+    data: Features, probabilities: np.ndarray, near_threshold: float, seed: int = 0
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Audit rows (path, issue, score, other, suggested) for label errors, feature
     near-duplicates and outliers, and Datalab's count of issues per type."""
