@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.fileio import atomic_output, remove_dead_temporaries
+from imgclf.atomicfiles import remove_dead_temporaries
+from imgclf.fileio import atomic_output
 
 # Writes half a file under atomic_output, says where, and waits to be killed.
 KILLED_WRITER = """

@@ -9,21 +9,17 @@ import errno
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from imgclf.atomicfiles import remove, remove_dead_temporaries, temporary_beside
 from imgclf.errors import DiskFullError, UserError
 from imgclf.integrity import check_intact
 
 OUT_OF_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
-# `.<stem>.<pid>.tmp<suffix>`: the temporary name `atomic_output` gives a file being written.
-TEMPORARY_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>[0-9]+)\.tmp(?P<suffix>\.[^.]*)?")
 
 
 @contextlib.contextmanager
@@ -35,9 +31,8 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path.parent)
-    # Keep the suffix: some writers insist on it (Keras wants `.keras`).
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    _remove(temporary)
+    temporary = temporary_beside(path)
+    remove(temporary)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -46,14 +41,7 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
             raise
         raise DiskFullError(path, code) from None
     finally:
-        _remove(temporary)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+        remove(temporary)
 
 
 def out_of_space(error: BaseException) -> int | None:
@@ -63,37 +51,6 @@ def out_of_space(error: BaseException) -> int | None:
         return error.errno
     code = re.search(r"\berrno = (\d+)", str(error))
     return int(code[1]) if code and int(code[1]) in OUT_OF_SPACE else None
-
-
-def remove_dead_temporaries(folder: Path) -> list[str]:
-    """Delete the temporary files in `folder` whose writer is no longer running: what a
-    process killed mid-write (kill -9, power loss) left, as large as the file it was writing.
-    Returns the names removed, sorted."""
-    removed = []
-    for candidate in sorted(folder.glob(".*.tmp*")):
-        match = TEMPORARY_NAME.fullmatch(candidate.name)
-        if match is None or _running(int(match["pid"])):
-            continue
-        _remove(candidate)
-        removed.append(candidate.name)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether a process `pid` exists (one of another user counts too) and is not a zombie:
-    a writer killed after its parent is reparented to PID 1, and in a container PID 1 often
-    never reaps it, so the dead writer would keep its temporary forever."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # Linux: the state letter follows the command name's closing parenthesis
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (macOS) or the process just ended: keep its file this time
-    return state not in ("Z", "X")
 
 
 def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:
@@ -108,7 +65,7 @@ def remove_stale(folder: Path, keep: Iterable[str]) -> list[str]:
         path.name for path in folder.iterdir() if path.name not in {*keep, ".gitignore"}
     )
     for name in stale:
-        _remove(folder / name)
+        remove(folder / name)
     return stale
 
 
