@@ -27,8 +27,8 @@ bench: install  ## benchmarks (not part of the tests); each prints ratios to its
 	$(BIN)/python bench/pack.py
 	$(BIN)/python bench/train_input.py
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install: $(VENV)/.installed $(VENV)/.dvc-writes
+install-dev: $(VENV)/.installed-dev $(VENV)/.dvc-writes
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ $(VENV)/.created:
 $(VENV)/.installed: $(VENV)/.created requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# DVC writes dvc.lock, params.yaml and its other files in place; this makes it write them
+# whole in this environment (a .pth file; pip installs leave it alone).
+$(VENV)/.dvc-writes: $(VENV)/.installed src/imgclf/dvcwrites.py
+	$(BIN)/python -m imgclf.dvcwrites
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
