@@ -120,6 +120,17 @@ class Project:
         self.env = {**self.env, "PYTHONPATH": str(recorder)}
         self.env["IMGCLF_TEST_PARAMS_LOG"] = str(self.params_log)
 
+    def with_fault(self, log: Path | None = None, **fault: object) -> "Project":
+        """This project seen by processes that inject one fault at an exact moment
+        (tests/pipeline/faults/sitecustomize.py); `log` gets a line when it fires."""
+        faulty = Project(self.root, existing=True)
+        faults = REPO / "tests" / "pipeline" / "faults"
+        if log is not None:
+            fault["log"] = str(log)
+        faulty.env = {**self.env, "PYTHONPATH": str(faults)}
+        faulty.env["IMGCLF_TEST_FAULT"] = json.dumps(fault)
+        return faulty
+
     def commit(self, message: str) -> None:
         self.command("git", "add", "-A")
         self.command(

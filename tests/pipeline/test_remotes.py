@@ -9,7 +9,7 @@ moto's S3-compatible server on 127.0.0.1.
 
 import hashlib
 import json
-import os
+import re
 import shutil
 import signal
 import socket
@@ -108,19 +108,15 @@ def files_under(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
 
 
-def kill_midway(project: Project, watched: Path, *args: str) -> int:
-    """Run `dvc *args` and SIGKILL it (its whole process group) as soon as a new file
-    appears under `watched`: the transfer has begun and not finished. Returns how many files
-    `watched` then held."""
-    before = len(files_under(watched))
-    transfer = project.start(project.dvc_argv(*args))
-    deadline = time.monotonic() + HANG_GUARD_S
-    while len(files_under(watched)) == before and transfer.poll() is None:
-        assert time.monotonic() < deadline, f"dvc {args} hung"
-        time.sleep(0.001)
-    os.killpg(transfer.pid, signal.SIGKILL)
-    assert transfer.wait() == -signal.SIGKILL, f"dvc {args} finished before it was killed"
-    return len(files_under(watched))
+def kill_midway(project: Project, objects: Path, *args: str) -> int:
+    """Run `dvc *args` and SIGKILL it (its whole process group) as it opens its second object
+    file under `objects` (the store or cache it writes to, or the cache an SSH push reads):
+    the transfer has begun and not finished. Returns how many files `objects` then held."""
+    pattern = rf"^{re.escape(str(objects))}/files/md5/[0-9a-f]{{2}}/"
+    faulty = project.with_fault(at="open", match=pattern, nth=2, kill="group")
+    transfer = faulty.start(faulty.dvc_argv(*args))
+    assert transfer.wait(timeout=HANG_GUARD_S) == -signal.SIGKILL, f"dvc {args} was not killed"
+    return len(files_under(objects))
 
 
 def verified_objects(files: Path) -> int:
@@ -170,7 +166,7 @@ def test_local_remote_round_trip(built: Project, tmp_path: Path) -> None:
     teammate = clone(built, tmp_path / "b")
     add_remote(teammate, "local", store, "--default")
     cache = teammate.root / ".dvc" / "cache" / "files"
-    killed_at = kill_midway(teammate, cache, "pull", "--allow-missing")
+    killed_at = kill_midway(teammate, cache.parent, "pull", "--allow-missing")
     print(f"pull killed at {killed_at} files in the clone's cache")
     started = time.monotonic()
     assert sorted(teammate.repro("--pull")) == REMADE_BY_CLONE
@@ -193,13 +189,14 @@ def test_ssh_remote_round_trip(built: Project, tmp_path: Path, sshd: Sshd) -> No
     url, keyfile = sshd.url(tmp_path / "store"), str(sshd.client_key)
     try:
         add_remote(user, "ssh", url, keyfile=keyfile)
-        killed_at = kill_midway(user, tmp_path / "store", "push", "-r", "ssh")
-        print(f"ssh push killed at {killed_at} files")
+        # (sshd writes the store: the push is killed as it reads its second object)
+        kill_midway(user, user.root / ".dvc" / "cache", "push", "-r", "ssh")
+        print(f"ssh push killed at {len(files_under(tmp_path / 'store'))} files")
         push(user, "ssh", expected=PUSHED, after_kill=True)
         teammate = clone(user, tmp_path / "b")
         add_remote(teammate, "ssh", url, keyfile=keyfile)
         cache = teammate.root / ".dvc" / "cache" / "files"
-        killed_at = kill_midway(teammate, cache, "pull", "-r", "ssh", "--allow-missing")
+        killed_at = kill_midway(teammate, cache.parent, "pull", "-r", "ssh", "--allow-missing")
         print(f"ssh pull killed at {killed_at} files in the clone's cache")
         pull(teammate, "ssh", "--allow-missing")
     except AssertionError as error:
