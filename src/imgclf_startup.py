@@ -1,7 +1,7 @@
 """Run by Python at start-up in the project's virtual environment (a `.pth` file that
 `make install` writes; see `imgclf.dvcwrites`): once DVC's serializers, its rwlock or its
-config load, `imgclf.dvcwrites` makes them write whole files (and dulwich's lock files name
-their repair).
+config load, `imgclf.dvcwrites` makes them write whole files; the view of a push or fetch is
+collected afresh; dulwich's lock files name their repair.
 
 It imports nothing of imgclf or DVC itself, so a process that never imports DVC (pip, a stage
 that does not use it) pays nothing but a look at the module names it imports.
@@ -12,7 +12,13 @@ import importlib.machinery
 import sys
 from types import ModuleType
 
-PATCHED = ("dvc.utils.serialize", "dvc.rwlock", "dvc.config", "dulwich.file")
+PATCHED = (
+    "dvc.utils.serialize",
+    "dvc.rwlock",
+    "dvc.config",
+    "dvc_data.index.fetch",
+    "dulwich.file",
+)
 
 
 class _PatchAfterImport(importlib.abc.MetaPathFinder):

@@ -7,6 +7,13 @@ command. The project's virtual environment loads this module into every process 
 DVC (`imgclf_startup`, through a `.pth` file that `make install` puts in site-packages); it
 swaps those writes for `atomicfiles.whole_file`: temporary, fsync, rename.
 
+`dvc push` and `dvc fetch` keep the list of what to transfer in DVC's data index (an SQLite
+file) for the next push or fetch of the same data, and commit it piece by piece (each output,
+each directory listing loaded), so a kill while they collect it leaves a partial list that
+the next run takes for the whole: it transfers part of the data and says it succeeded. Here
+the list is collected afresh in memory each time (one pass over the outputs' entries; DVC
+drops the stored list after every transfer anyway).
+
 Git refs (experiments) are written whole by dulwich already, through a `<ref>.lock` file that a
 kill can leave behind; dulwich then refuses that ref for good. That lock cannot be told from a
 live one, so it is not removed here: the error names it and the command that removes it.
@@ -79,6 +86,15 @@ def patch(module: ModuleType) -> None:
 
         _replace(module.Config, "_get_fs", get_whole_fs)
 
+    elif module.__name__ == "dvc_data.index.fetch":  # (push and fetch import collect from it)
+        collect = module.collect
+
+        def collect_afresh(
+            *args: Any, cache_index: Any = None, cache_key: Any = None, **kwargs: Any
+        ) -> Any:
+            return collect(*args, **kwargs)  # (without cache_index: a view in memory)
+
+        _replace(module, "collect", collect_afresh)
     elif module.__name__ == "dulwich.file":
         open_locked, lock_left = module._GitFile.__init__, _lock_left(module.FileLocked)
 
@@ -134,8 +150,14 @@ def guarded() -> bool:
     import dvc.config
     import dvc.rwlock
     import dvc.utils.serialize._yaml as yaml_serializer
+    import dvc_data.index.fetch
 
-    patched = (yaml_serializer._dump_data, dvc.rwlock._edit_rwlock, dvc.config.Config._get_fs)
+    patched = (
+        yaml_serializer._dump_data,
+        dvc.rwlock._edit_rwlock,
+        dvc.config.Config._get_fs,
+        dvc_data.index.fetch.collect,
+    )
     return all(hasattr(function, ORIGINAL) for function in patched)
 
 

@@ -17,8 +17,9 @@ Keys of the fault:
   stage (`dvc` itself, or a stage command run by hand);
 - `kill`: "self" (SIGKILL this process) or "group" (its process group: `dvc` and its stage);
 - `pause`: instead of a kill, write `<pause>.paused` and wait until the file `pause` exists;
-- `unguard`: DVC's own in-place writes back (`imgclf.dvcwrites.unpatch`): what the guard
-  prevents;
+- `unguard`: DVC as pip installs it, in every process that sees the variable (the start-up
+  hook `imgclf_startup` is taken off before DVC loads): what the guard prevents; alone,
+  without `at`, a process with no fault and no guard;
 - `log`: a file that gets one JSON line when the fault fires.
 """
 
@@ -32,9 +33,16 @@ import time
 
 FAULT = json.loads(os.environ.get("IMGCLF_TEST_FAULT") or "null")
 
+if FAULT is not None and FAULT.get("unguard"):
+    sys.meta_path[:] = [
+        finder for finder in sys.meta_path if finder.__module__ != "imgclf_startup"
+    ]
+
 
 def _ours() -> bool:
-    return FAULT is not None and os.environ.get("DVC_STAGE") == FAULT.get("stage")
+    return (
+        FAULT is not None and "at" in FAULT and os.environ.get("DVC_STAGE") == FAULT.get("stage")
+    )
 
 
 if _ours():
@@ -97,17 +105,9 @@ if _ours():
     sys.addaudithook(_audit)
 
     if FAULT["at"] == "dump":
-        import dvc.config
         import dvc.rwlock
-        import dvc.utils.serialize
         import dvc.utils.serialize._json as json_serializer
         import dvc.utils.serialize._yaml as yaml_serializer
-
-        if FAULT.get("unguard"):
-            from imgclf.dvcwrites import unpatch
-
-            for module in (dvc.utils.serialize, dvc.rwlock, dvc.config):
-                unpatch(module)
 
         def cut_off(text: str) -> str:
             """The text up to the last line in its first half that opens a YAML block (a
