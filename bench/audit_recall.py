@@ -1,7 +1,7 @@
 """Measure the audit's recall on planted duplicates and label errors, and how far each kind
 of near-duplicate moves the perceptual hash.
 
-1. A folder of smooth random images tinted by class (`tests/planted.py`, the helpers of
+1. A folder of smooth random images tinted by class (`tests/support/planted.py`, the helpers of
    tests/models/test_featureaudit.py) with every kind planted; prints the recall per kind
    and the clean images flagged, for the pHash pairs alone at 0, 2 and 4 bits and for the
    full audit (pHash + Datalab on 8x8-thumbnail features).
@@ -30,7 +30,7 @@ from conftest import make_params
 from imgclf.data.audit import audit_rows, hash_pairs, leak_rows
 from imgclf.data.hashing import hamming, hash_values, perceptual_hash
 from imgclf.data.indexing import build_index
-from planted import KINDS, recall_and_false_flags, run_audit, write_planted_folder
+from support.planted import KINDS, recall_and_false_flags, run_audit, write_planted_folder
 
 CHANGES = {
     "jpeg30": lambda image: cv2.imdecode(

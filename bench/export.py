@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.core.fileio import read_json, write_json
 from imgclf.data.hdf5io import PackReader
-from imgclf.fileio import read_json, write_json
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import load_classifier, model_file
-from imgclf.serving.export import export_digests
-from imgclf.serving.exported import encode_png, export_predictors
+from imgclf.serving.exportedmodels import encode_png, export_predictors
+from imgclf.serving.exporting import export_digests
 
 RESULTS = Path("bench/results/export.json")
 

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 import imgclf.models.features
-from imgclf.config import DataParams, PackParams
+from imgclf.core.config import DataParams, PackParams
 from imgclf.data.hdf5io import PackReader
 from imgclf.data.indexing import build_index
 from imgclf.data.inputs import PackInfo, evaluation_dataset

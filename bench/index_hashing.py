@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from imgclf.config import DataParams
+from imgclf.core.config import DataParams
 from imgclf.data import imaging, indexing
 from imgclf.data.indexing import build_index
 from imgclf.data.parallel import available_cores

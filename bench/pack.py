@@ -230,7 +230,7 @@ def prepare_ours(
     # Imported here so that the book's child process does not load pandas and the library.
     import pandas as pd
 
-    from imgclf.config import PackParams
+    from imgclf.core.config import PackParams
     from imgclf.data.packing import pack_split
     from imgclf.data.parallel import available_cores
 
@@ -280,7 +280,7 @@ def warm_page_cache(folder: Path) -> int:
 
 def index_folder(source: Path, out_dir: Path) -> tuple[list[str], float]:
     """Index with the library (timed), save the manifest for the children; return paths."""
-    from imgclf.config import DataParams
+    from imgclf.core.config import DataParams
     from imgclf.data.indexing import build_index
     from imgclf.data.parallel import available_cores
 

@@ -5,8 +5,11 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.cpu import pin_threads
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_csv, read_json, write_csv, write_json
+from imgclf.core.stage import run_stage
 from imgclf.data.audit import (
     LEAK_ISSUES,
     audit_rows,
@@ -16,9 +19,6 @@ from imgclf.data.audit import (
     leak_rows,
 )
 from imgclf.data.splitting import SPLITS
-from imgclf.errors import UserError
-from imgclf.fileio import read_csv, read_json, write_csv, write_json
-from imgclf.kernels import pin_threads
 from imgclf.models.featureaudit import (
     datalab_rows,
     load_labelled_features,

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
-from imgclf.fileio import atomic_output, remove_stale, write_csv
+from imgclf.core.config import load_params
+from imgclf.core.fileio import atomic_output, remove_stale, write_csv
+from imgclf.core.stage import run_stage
 from imgclf.models.backbones import build_backbone
 from imgclf.models.curves import empty_curves
 from imgclf.models.modelmeta import write_metadata

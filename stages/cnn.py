@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.stage import run_stage
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.data.means import load_means
 from imgclf.models.architectures import build_architecture

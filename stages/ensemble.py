@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.errors import UserError
+from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import load_predictions, save_predictions
-from imgclf.errors import UserError
 from imgclf.evaluation.ensembling import average_predictions, remove_dropped_seeds
 from imgclf.evaluation.metrics import calibrated
 

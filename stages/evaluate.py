@@ -6,13 +6,13 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import write_csv, write_json
+from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import load_predictions
-from imgclf.errors import UserError
-from imgclf.evaluation.exports import EXPORT_SUMMARY, score_export
+from imgclf.evaluation.exportfidelity import EXPORT_SUMMARY, score_export
 from imgclf.evaluation.metrics import confusion_rows, model_metrics, per_class_metrics, summarize
-from imgclf.fileio import write_csv, write_json
 
 log = logging.getLogger("imgclf.evaluate")
 

@@ -6,22 +6,22 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.fileio import atomic_output, write_json
+from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import PackReader, save_predictions
 from imgclf.evaluation.ensembling import remove_dropped_seeds
-from imgclf.evaluation.exports import model_to_export
-from imgclf.fileio import atomic_output, write_json
+from imgclf.evaluation.exportfidelity import model_to_export
 from imgclf.models.modelmeta import check_classes
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import load_classifier, model_file
-from imgclf.serving.export import (
+from imgclf.serving.exportedmodels import export_predictors, predict_exported_pack
+from imgclf.serving.exporting import (
     calibration_sample,
     export_digests,
     serving_model,
     write_export,
 )
-from imgclf.serving.exported import export_predictors, predict_exported_pack
 
 log = logging.getLogger("imgclf.export")
 

@@ -5,8 +5,8 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.stage import run_stage
 from imgclf.data.inputs import PackInfo
 from imgclf.models.features import extract_features, feature_extractor
 from imgclf.models.predicting import load_keras_model

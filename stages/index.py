@@ -5,12 +5,12 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import write_csv, write_json
+from imgclf.core.stage import run_stage
 from imgclf.data.indexing import build_index
 from imgclf.data.parallel import available_cores
-from imgclf.errors import UserError
-from imgclf.fileio import write_csv, write_json
 
 log = logging.getLogger("imgclf.index")
 

@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.cpu import pin_threads
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import write_json
+from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import load_features
-from imgclf.errors import UserError
-from imgclf.fileio import write_json
-from imgclf.kernels import pin_threads
 from imgclf.models.logistic import save_logreg, search_logreg
 from imgclf.models.modelmeta import read_metadata
 

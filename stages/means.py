@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
+from imgclf.core.stage import run_stage
 from imgclf.data.means import channel_means, save_means
 
 log = logging.getLogger("imgclf.data.means")

@@ -6,12 +6,12 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.fileio import read_csv
+from imgclf.core.stage import run_stage
 from imgclf.data.packing import pack_split
 from imgclf.data.parallel import available_cores
 from imgclf.data.splitting import SPLITS
-from imgclf.fileio import read_csv
 
 log = logging.getLogger("imgclf.pack")
 

@@ -4,11 +4,11 @@ import argparse
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.cpu import pin_threads
+from imgclf.core.errors import UserError
+from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import SplitPredictions, load_features, save_predictions
-from imgclf.errors import UserError
-from imgclf.kernels import pin_threads
 from imgclf.models.logistic import load_logreg
 from imgclf.models.modelmeta import check_classes
 

@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (this checkout's library first)
-from imgclf.cli import run_stage
-from imgclf.config import DataParams, load_params
+from imgclf.core.config import DataParams, load_params
+from imgclf.core.fileio import write_csv
+from imgclf.core.stage import run_stage
 from imgclf.data.indexing import build_index
 from imgclf.data.parallel import available_cores
 from imgclf.data.splitting import split_train_val
-from imgclf.fileio import write_csv
 
 log = logging.getLogger("imgclf.pretrain_index")
 

@@ -5,10 +5,10 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
-from imgclf.fileio import remove_stale
-from imgclf.report.reportdata import ReportInputs
+from imgclf.core.config import load_params
+from imgclf.core.fileio import remove_stale
+from imgclf.core.stage import run_stage
+from imgclf.report.loading import ReportInputs
 from imgclf.report.reporting import build_report
 
 log = logging.getLogger("imgclf.report")

@@ -5,11 +5,11 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.cli import run_stage
-from imgclf.config import load_params
+from imgclf.core.config import load_params
+from imgclf.core.fileio import read_csv, write_csv, write_json
+from imgclf.core.stage import run_stage
 from imgclf.data.hashing import count_groups, duplicate_groups
 from imgclf.data.splitting import SPLITS, split_manifest, split_mode
-from imgclf.fileio import read_csv, write_csv, write_json
 
 log = logging.getLogger("imgclf.split")
 

@@ -1,58 +1,20 @@
-"""Shared fixtures: tiny synthetic image folders, params built from the repo's params.yaml, and
-small trained-model files for the classifier tests."""
+"""Shared fixtures: tiny synthetic image folders, the tiny pipeline built once, and small
+trained-model files for the classifier tests (the helpers they use are in `support`)."""
 
 # imgclf before anything that loads NumPy: importing it pins NumPy's and OpenBLAS's kernels.
 import imgclf  # noqa: F401
 
 # isort: split
-import copy
 import fcntl
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import pytest
-import yaml
 
-from imgclf.config import Params, build_section
-
-if TYPE_CHECKING:
-    import keras
-
-REPO = Path(__file__).resolve().parents[1]
-CLASSES = ("cat", "dog", "fox")
-# (width, height): landscape, portrait, square, tiny and odd sizes.
-SIZES = ((64, 48), (40, 72), (50, 50), (23, 31), (97, 41), (36, 36), (48, 64), (70, 30))
-
-
-# Models for the classifier tests: packed image (h, w), sides differing so a swap shows, and
-# the Keras model's centre crop.
-IMAGE_SIZE = (20, 24)
-INPUT_SIZE = (14, 18)
-
-
-def photo(width: int, height: int, colour: tuple[int, int, int], seed: int) -> np.ndarray:
-    """A BGR test image: a class colour, a gradient and noise, so every image differs."""
-    rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 60, width, dtype=np.float32)[None, :, None]
-    noise = rng.normal(0, 12, (height, width, 3)).astype(np.float32)
-    image = np.asarray(colour, np.float32)[None, None, :] + ramp + noise
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def write_image_folder(root: Path, per_class: int = 8, extension: str = ".jpg") -> Path:
-    """Class-per-subfolder images of varied sizes and aspect ratios under `root`."""
-    for label_index, label in enumerate(CLASSES):
-        folder = root / label
-        folder.mkdir(parents=True, exist_ok=True)
-        colour = tuple(int(value) for value in np.roll((200, 60, 20), label_index))
-        for index in range(per_class):
-            width, height = SIZES[index % len(SIZES)]
-            image = photo(width, height, colour, seed=label_index * 100 + index)
-            cv2.imwrite(str(folder / f"{label}_{index:02d}{extension}"), image)
-    return root
+from support.images import CLASSES, photo, write_image_folder
+from support.models import IMAGE_SIZE, INPUT_SIZE, tiny_classifier
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -69,25 +31,13 @@ def image_folder(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images")
 
 
-def repo_params_dict() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-
-
-def make_params(**sections: dict[str, Any]) -> Params:
-    """The repo's params with some keys replaced, e.g. make_params(split={"val": 0.2})."""
-    raw = copy.deepcopy(repo_params_dict())
-    for section, values in sections.items():
-        raw[section].update(values)
-    return build_section(Params, raw)
-
-
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """The tiny pipeline built once per test run and committed; tests take copies of it.
 
     With pytest-xdist (`make test` runs two workers) the first worker to need it builds it
     in the run's shared temporary folder while the others wait for it."""
-    from pipeline_project import Project  # a test module: imported when the fixture runs
+    from support.project import Project  # (imports the pipeline's test helpers: only here)
 
     shared = tmp_path_factory.getbasetemp()
     if hasattr(request.config, "workerinput"):  # an xdist worker: the run's folder is above
@@ -110,19 +60,6 @@ def built_project(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
 
 
 # --- trained-model files for imgclf.serving (TensorFlow imported lazily)
-
-
-def tiny_classifier() -> "keras.Model":
-    """Position-sensitive (conv, flatten, dense), with large weights so outputs differ."""
-    import keras
-
-    inputs = keras.Input((*INPUT_SIZE, 3))
-    scaled = keras.layers.Rescaling(1 / 255)(inputs)
-    maps = keras.layers.Conv2D(2, 3, strides=2, activation="relu")(scaled)
-    logits = keras.layers.Dense(
-        len(CLASSES), kernel_initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0)
-    )(keras.layers.Flatten()(maps))
-    return keras.Model(inputs, keras.layers.Softmax(name="predictions")(logits))
 
 
 @pytest.fixture(scope="module")
@@ -178,14 +115,3 @@ def logreg_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes × 4 JPEGs of varied sizes, several large enough for JPEG reduced decoding."""
     return write_image_folder(tmp_path_factory.mktemp("images"), per_class=4)
-
-
-def classify_all(
-    model: Path, paths: list[str], batch_size: int = 4, crops: int = 1
-) -> dict[str, np.ndarray]:
-    """Class probabilities of every path through `imgclf.serving.classifier`; all must load."""
-    from imgclf.serving.classifier import classify_paths, load_classifier
-
-    results = dict(classify_paths(load_classifier(model), paths, batch_size, crops))
-    assert all(isinstance(result, np.ndarray) for result in results.values()), results
-    return results

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from imgclf import dvcwrites
-from imgclf.atomicfiles import whole_file
+from imgclf.core.atomicfiles import whole_file
 
 
 def run_python(code: str, cwd: Path | None = None) -> str:
@@ -60,7 +60,7 @@ def test_a_killed_block_leaves_the_old_file_and_the_next_write_removes_its_tempo
         [
             sys.executable,
             "-c",
-            "import os, signal, sys\nfrom imgclf.atomicfiles import whole_file\n"
+            "import os, signal, sys\nfrom imgclf.core.atomicfiles import whole_file\n"
             "with whole_file(sys.argv[1]) as stream:\n"
             "    stream.write('{\"write\": '); stream.flush()\n"
             "    os.kill(os.getpid(), signal.SIGKILL)",

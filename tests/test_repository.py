@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO
+from support import REPO
 
 # Written so that this file does not match itself.
 SECRETS = {

@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 import os
 
-from imgclf.kernels import pin_before_numpy
+from imgclf.core.cpu import pin_before_numpy
 
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) drowns the stage logs; a user who
 # wants it sets TF_CPP_MIN_LOG_LEVEL themselves.

@@ -1,7 +1,7 @@
 """`python -m imgclf.classify`: the classify command under its short name; the code lives in
-`imgclf.serving.classify`."""
+`imgclf.serving.command`."""
 
-from imgclf.serving.classify import main
+from imgclf.serving.command import main
 
 if __name__ == "__main__":
     main()

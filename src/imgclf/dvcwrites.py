@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from imgclf.atomicfiles import whole_file
+from imgclf.core.atomicfiles import whole_file
 
 STARTUP_FILE = "imgclf-dvc-writes.pth"
 # One line, run by Python's `site` at start-up; `imgclf_startup` imports nothing else.

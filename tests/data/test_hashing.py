@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import photo
 from imgclf.data.hashing import (
     count_groups,
     duplicate_groups,
@@ -19,6 +18,7 @@ from imgclf.data.hashing import (
     pixel_hash,
 )
 from imgclf.data.imaging import image_facts
+from support.images import photo
 
 
 def smooth_photo(seed: int, width: int = 96, height: int = 72) -> np.ndarray:

@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import (
     IMAGES,
     PackReader,
@@ -16,7 +17,6 @@ from imgclf.data.hdf5io import (
     prediction_attrs,
     save_predictions,
 )
-from imgclf.errors import UserError
 
 NAMES = ["cat", "dög", "狐"]
 

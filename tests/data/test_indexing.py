@@ -11,9 +11,10 @@ import cv2
 import pandas as pd
 import pytest
 
-from conftest import CLASSES, make_params, photo, write_image_folder
+from imgclf.core.errors import UserError
 from imgclf.data.indexing import build_index
-from imgclf.errors import UserError
+from support.images import CLASSES, photo, write_image_folder
+from support.params import make_params
 
 
 def data_params(source: Path, **values: object):
@@ -177,7 +178,7 @@ AS_A_USER = (
 INDEX_AND_PRINT = """
 import sys
 from imgclf.data.indexing import build_index
-from conftest import make_params
+from support.params import make_params
 index = build_index(make_params(data={"source": sys.argv[1]}).data)
 print(index.manifest.to_json(orient="records"))
 print(index.rejected.to_json(orient="records"))

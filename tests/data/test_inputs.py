@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.data.hdf5io import PackWriter
 from imgclf.data.inputs import (
     PackInfo,
     build_augmentation,
@@ -14,6 +13,7 @@ from imgclf.data.inputs import (
     evaluation_dataset,
     training_dataset,
 )
+from support.packs import write_pack
 
 COUNT, SIZE, CHUNK = 37, (12, 10), 5
 
@@ -25,9 +25,7 @@ def write_coded_pack(path: Path) -> PackInfo:
     images[..., 0] = np.arange(COUNT)[:, None, None]
     images[..., 1] = (100 + labels)[:, None, None]
     images[..., 2] = 7
-    with PackWriter(path, COUNT, (*SIZE, 3), ["a", "b", "c"], CHUNK) as writer:
-        writer.write(images, labels.tolist(), [f"{i}.png" for i in range(COUNT)])
-    return PackInfo.read(path)
+    return PackInfo.read(write_pack(path, images, labels, ["a", "b", "c"], CHUNK))
 
 
 @pytest.fixture
@@ -101,9 +99,7 @@ def test_centre_crop_position() -> None:
 def test_random_patches_are_windows_of_the_image(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, *SIZE, 3), dtype=np.uint8)
-    with PackWriter(tmp_path / "one.h5", 1, (*SIZE, 3), ["a"], 1) as writer:
-        writer.write(image, [0], ["x.png"])
-    info = PackInfo.read(tmp_path / "one.h5")
+    info = PackInfo.read(write_pack(tmp_path / "one.h5", image, [0], ["a"], 1))
     offsets, flips = set(), set()
     for patch, _ in training_dataset(info, batch_size=1, seed=0, crop=(6, 5)).take(40):
         patch = patch.numpy()[0].astype(np.uint8)

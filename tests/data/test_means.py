@@ -5,14 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import PackReader
 from imgclf.data.means import channel_means, load_means, save_means
-from imgclf.errors import UserError
-from test_packing import pack
+from support.packs import pack_folder
 
 
 def test_channel_means_match_numpy(image_folder: Path, tmp_path: Path) -> None:
-    pack(image_folder, tmp_path / "train.h5")
+    pack_folder(image_folder, tmp_path / "train.h5")
     with PackReader(tmp_path / "train.h5") as reader:
         expected = reader.images[:].reshape(-1, 3).mean(axis=0)
     means = channel_means(tmp_path / "train.h5")

@@ -4,35 +4,14 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import make_params
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import PackReader
 from imgclf.data.imaging import jpeg_reduction, load_resized
-from imgclf.data.indexing import build_index
 from imgclf.data.packing import _rebatch, pack_split
-from imgclf.data.splitting import split_manifest
-from imgclf.errors import UserError
-
-SIZE = (20, 24)
-
-
-def make_splits(folder: Path) -> pd.DataFrame:
-    params = make_params(data={"source": str(folder)}, split={"val": 0.25, "test": 0.25})
-    return split_manifest(build_index(params.data).manifest, params.split, seed=0)
-
-
-def pack(
-    folder: Path,
-    out: Path,
-    split: str = "train",
-    workers: int = 1,
-    batch_size: int = 5,
-    seed: int = 0,
-) -> int:
-    params = make_params(pack={"batch_size": batch_size}).pack
-    return pack_split(make_splits(folder), split, folder, out, SIZE, params, seed, workers)
+from support.packs import PACKED_SIZE, folder_splits, pack_folder
+from support.params import make_params
 
 
 def digest(path: Path) -> str:
@@ -40,12 +19,12 @@ def digest(path: Path) -> str:
 
 
 def test_pack_matches_source_images(image_folder: Path, tmp_path: Path) -> None:
-    splits = make_splits(image_folder)
-    count = pack(image_folder, tmp_path / "train.h5")
+    splits = folder_splits(image_folder)
+    count = pack_folder(image_folder, tmp_path / "train.h5")
     expected = splits[splits["split"] == "train"]
     assert count == len(expected) == 12
     with PackReader(tmp_path / "train.h5") as reader:
-        assert reader.images.shape == (12, *SIZE, 3) and reader.chunk_rows == 5
+        assert reader.images.shape == (12, *PACKED_SIZE, 3) and reader.chunk_rows == 5
         assert reader.label_names == ["cat", "dog", "fox"]
         assert sorted(reader.paths) == sorted(expected["path"])
         assert reader.paths != sorted(reader.paths)  # seeded shuffle, not class-grouped
@@ -55,13 +34,13 @@ def test_pack_matches_source_images(image_folder: Path, tmp_path: Path) -> None:
             row = rows.loc[path]
             assert reader.label_names[reader.labels[index]] == row.label
             # Large JPEGs are decoded at reduced size, close to the full decode.
-            reduce = jpeg_reduction(int(row.width), int(row.height), SIZE)
+            reduce = jpeg_reduction(int(row.width), int(row.height), PACKED_SIZE)
             reduced += reduce > 1
             stored = reader.images[index]
             np.testing.assert_array_equal(
-                stored, load_resized(image_folder / path, SIZE, reduce=reduce)
+                stored, load_resized(image_folder / path, PACKED_SIZE, reduce=reduce)
             )
-            full = load_resized(image_folder / path, SIZE).astype(int)
+            full = load_resized(image_folder / path, PACKED_SIZE).astype(int)
             assert np.abs(stored - full).mean() < 6
         assert reduced > 0
 
@@ -69,16 +48,16 @@ def test_pack_matches_source_images(image_folder: Path, tmp_path: Path) -> None:
 def test_parallel_equals_serial_and_reruns_are_identical(
     image_folder: Path, tmp_path: Path
 ) -> None:
-    pack(image_folder, tmp_path / "serial.h5", workers=1)
-    pack(image_folder, tmp_path / "parallel.h5", workers=2)
-    pack(image_folder, tmp_path / "again.h5", workers=2)
+    pack_folder(image_folder, tmp_path / "serial.h5", workers=1)
+    pack_folder(image_folder, tmp_path / "parallel.h5", workers=2)
+    pack_folder(image_folder, tmp_path / "again.h5", workers=2)
     assert digest(tmp_path / "serial.h5") == digest(tmp_path / "parallel.h5")
     assert digest(tmp_path / "parallel.h5") == digest(tmp_path / "again.h5")
 
 
 def test_seed_changes_only_the_order(image_folder: Path, tmp_path: Path) -> None:
-    pack(image_folder, tmp_path / "a.h5", seed=0)
-    pack(image_folder, tmp_path / "b.h5", seed=1)
+    pack_folder(image_folder, tmp_path / "a.h5", seed=0)
+    pack_folder(image_folder, tmp_path / "b.h5", seed=1)
     with PackReader(tmp_path / "a.h5") as first, PackReader(tmp_path / "b.h5") as second:
         assert first.paths != second.paths and sorted(first.paths) == sorted(second.paths)
 
@@ -99,12 +78,12 @@ def test_seed_changes_only_the_order(image_folder: Path, tmp_path: Path) -> None
 def test_image_changed_after_indexing_fails_cleanly(
     image_folder: Path, tmp_path: Path, change, expected: str
 ) -> None:
-    splits = make_splits(image_folder)
+    splits = folder_splits(image_folder)
     victim = splits[splits["split"] == "val"]["path"].iloc[0]
     change(image_folder / victim)
     params = make_params(pack={"batch_size": 2}).pack
     with pytest.raises(UserError, match=f"{victim}: {expected}"):
-        pack_split(splits, "val", image_folder, tmp_path / "val.h5", SIZE, params, 0, 2)
+        pack_split(splits, "val", image_folder, tmp_path / "val.h5", PACKED_SIZE, params, 0, 2)
     assert list(tmp_path.glob("*val.h5*")) == []
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imgclf.config import SplitParams
+from imgclf.core.config import SplitParams
+from imgclf.core.errors import UserError
 from imgclf.data.splitting import split_counts, split_manifest, split_mode
-from imgclf.errors import UserError
 
 
 def split_params(val: float, test: float) -> SplitParams:

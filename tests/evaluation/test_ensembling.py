@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions
-from imgclf.errors import UserError
 from imgclf.evaluation.ensembling import average_predictions
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models.architectures import (
     ARCHITECTURES,
     BODY_OUTPUT,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras.src.applications import efficientnet as keras_efficientnet
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models import backbones
 from imgclf.models.architectures import BODY_OUTPUT
 

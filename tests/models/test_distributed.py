@@ -17,12 +17,12 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.data.hdf5io import PackWriter
+from imgclf.core.errors import ConfigError, UserError
 from imgclf.data.inputs import PackInfo, evaluation_dataset
-from imgclf.errors import ConfigError, UserError
 from imgclf.models import distributed
 from imgclf.models.curves import read_curves
 from imgclf.models.modelmeta import read_metadata
+from support.packs import write_pack
 
 PER_REPLICA = 4
 EPOCHS = 2
@@ -79,9 +79,7 @@ def pack(tmp_path: Path) -> Path:
     images = rng.integers(0, 60, (ROWS, SIDE, SIDE, 3), dtype=np.uint8)
     images[np.arange(ROWS), :, :, labels] += 150
     path = tmp_path / "pack.h5"
-    with PackWriter(path, ROWS, (SIDE, SIDE, 3), ["r", "g", "b"], chunk_rows=16) as writer:
-        writer.write(images, labels, [f"{index}.png" for index in range(ROWS)])
-    return path
+    return write_pack(path, images, labels, ["r", "g", "b"], chunk_rows=16)
 
 
 def run_workers(

@@ -12,7 +12,6 @@ from cleanlab.internal.neighbor.knn_graph import create_knn_graph_and_index
 from scipy.sparse import csr_matrix
 from threadpoolctl import threadpool_limits
 
-from conftest import make_params
 from imgclf.data.hdf5io import Features
 from imgclf.data.indexing import build_index
 from imgclf.models import featureaudit
@@ -23,7 +22,8 @@ from imgclf.models.featureaudit import (
     load_labelled_features,
     out_of_fold_probabilities,
 )
-from planted import KINDS, recall_and_false_flags, run_audit, write_planted_folder
+from support.params import make_params
+from support.planted import KINDS, recall_and_false_flags, run_audit, write_planted_folder
 
 
 def test_audit_finds_every_planted_kind_and_no_clean_image(tmp_path: Path) -> None:

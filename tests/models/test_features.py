@@ -6,18 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgclf.data.hdf5io import PackReader, PackWriter, load_features
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
+from imgclf.data.hdf5io import PackReader, load_features
 from imgclf.models.backbones import build_backbone
 from imgclf.models.features import extract_features, feature_extractor
+from support.packs import random_images, write_pack
 
 
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
-    images = np.random.default_rng(0).integers(0, 256, (11, 16, 16, 3), dtype=np.uint8)
-    with PackWriter(tmp_path / "p.h5", 11, (16, 16, 3), ["a", "b"], 4) as writer:
-        writer.write(images, [i % 2 for i in range(11)], [f"{i}.png" for i in range(11)])
-    return tmp_path / "p.h5"
+    labels = [i % 2 for i in range(11)]
+    return write_pack(tmp_path / "p.h5", random_images(11, 16, 16), labels, ["a", "b"])
 
 
 def test_features_are_pooled_float32_in_pack_order(pack: Path, tmp_path: Path) -> None:

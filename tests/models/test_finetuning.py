@@ -7,11 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_training import Stop, tiny_pack
 
-from conftest import make_params
+from imgclf.core.errors import UserError
 from imgclf.data.inputs import evaluation_dataset, training_dataset
-from imgclf.errors import UserError
 from imgclf.models import finetuning
 from imgclf.models.backbones import build_backbone
 from imgclf.models.finetuning import (
@@ -23,6 +21,9 @@ from imgclf.models.finetuning import (
 )
 from imgclf.models.predicting import load_keras_model
 from imgclf.models.training import compile_classifier
+from support.models import stop_at
+from support.packs import tiny_pack
+from support.params import make_params
 
 
 def model_on(arch: str = "minivggnet", size: int = 16) -> keras.Model:
@@ -142,7 +143,7 @@ def test_a_run_killed_in_phase_two_resumes_there_with_the_same_bytes(
     def fit(*args: object, stop: int | None = None, **options: object) -> int:
         phase = "warm-up" if options["paths"].model.name.endswith(".warmup.keras") else "phase 2"
         if phase == "phase 2" and stop is not None:
-            options["callbacks"] = [Stop(at=stop)]
+            options["callbacks"] = [stop_at(stop)]
         fitted.append((phase, real_fit(*args, **options)))
         return fitted[-1][1]
 

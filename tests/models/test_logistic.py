@@ -9,7 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models.logistic import load_logreg, save_logreg, search_logreg
 from imgclf.models.modelmeta import read_metadata
 

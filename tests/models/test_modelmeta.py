@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models.logistic import build_logreg, load_logreg, save_logreg
 from imgclf.models.modelmeta import check_classes, read_metadata, write_metadata
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models import multiworker
 
 

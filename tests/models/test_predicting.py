@@ -7,15 +7,15 @@ import keras
 import numpy as np
 import pytest
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import (
     PackReader,
-    PackWriter,
     SplitPredictions,
     load_predictions,
     save_predictions,
 )
-from imgclf.errors import UserError
 from imgclf.models.predicting import load_keras_model, predict_pack, ten_crops
+from support.packs import random_images, write_pack
 
 
 def test_ten_crops_are_corners_centre_and_mirrors() -> None:
@@ -47,11 +47,8 @@ def corner_model(size: tuple[int, int]) -> keras.Model:
 
 @pytest.fixture
 def pack(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (7, 8, 9, 3), dtype=np.uint8)
-    with PackWriter(tmp_path / "p.h5", 7, (8, 9, 3), ["a", "b"], 3) as writer:
-        writer.write(images, [0, 1, 0, 1, 0, 1, 1], [f"{i}.png" for i in range(7)])
-    return tmp_path / "p.h5"
+    labels = [0, 1, 0, 1, 0, 1, 1]
+    return write_pack(tmp_path / "p.h5", random_images(7, 8, 9), labels, ["a", "b"], 3)
 
 
 def test_centre_crop_prediction_matches_the_model(pack: Path) -> None:

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import keras
 
-from conftest import make_params, write_image_folder
-from imgclf.config import DataParams, PackParams
+from imgclf.core.config import DataParams, PackParams
 from imgclf.data.indexing import build_index
 from imgclf.data.packing import pack_split
 from imgclf.data.splitting import split_train_val
 from imgclf.models.architectures import BODY_OUTPUT
 from imgclf.models.curves import read_curves
 from imgclf.models.pretraining import pretrain_backbone
+from support.images import write_image_folder
+from support.params import make_params
 
 
 def pretraining_packs(source: Path, packs: Path, size: tuple[int, int]) -> None:

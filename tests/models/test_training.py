@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from imgclf.config import OptimizerParams, ScheduleParams
-from imgclf.data.hdf5io import PackReader, PackWriter
+from imgclf.core.config import OptimizerParams, ScheduleParams
+from imgclf.data.hdf5io import PackReader
 from imgclf.data.inputs import PackInfo, evaluation_dataset, training_dataset
 from imgclf.models.checkpoint import RunState
 from imgclf.models.curves import read_curves
@@ -17,10 +17,11 @@ from imgclf.models.training import (
     build_optimizer,
     build_schedule,
     class_weights,
-    compile_classifier,
     fingerprint,
     fit_resumable,
 )
+from support.models import stop_at, tiny_resumable
+from support.packs import tiny_pack
 
 
 def schedule(name: str, **values: float) -> ScheduleParams:
@@ -49,46 +50,11 @@ def test_constant_schedule_and_optimizers() -> None:
     assert isinstance(adam, keras.optimizers.Adam)
 
 
-def tiny_pack(path: Path) -> PackInfo:
-    """40 images of 6x6 whose label is whether they are bright."""
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (40, 6, 6, 3), dtype=np.uint8)
-    labels = (images.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
-    with PackWriter(path, 40, (6, 6, 3), ["dark", "bright"], 8) as writer:
-        writer.write(images, labels, [f"{i}.png" for i in range(40)])
-    return PackInfo.read(path)
-
-
-def tiny_model() -> keras.Model:
-    """Dropout (random state) and SGD with momentum (optimizer state) must both resume."""
-    # Named, so that models built one after another in this process save the same config.
-    inputs = keras.Input((4, 4, 3), name="image")
-    flat = keras.layers.Flatten(name="flat")(inputs)
-    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(flat)
-    dropped = keras.layers.Dropout(0.3, name="dropout")(hidden)
-    outputs = keras.layers.Dense(2, activation="softmax", name="out")(dropped)
-    model = keras.Model(inputs, outputs, name="tiny")
-    compile_classifier(model, keras.optimizers.SGD(0.01, momentum=0.9, name="sgd"))
-    return model
-
-
-class Stop(keras.callbacks.Callback):
-    """Presses ctrl+c when epoch `at` (0-based) begins."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at = at
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-
 def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) -> int:
     keras.utils.set_random_seed(0)
     train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
     return fit_resumable(
-        model or tiny_model(),
+        model or tiny_resumable(),
         train,
         evaluation_dataset(pack, batch_size=8, crop=(4, 4)),
         epochs=5,
@@ -117,7 +83,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_bytes(tmp_path: Path, pack
     assert run(whole, "run-a", pack) == 5
     stopped = paths_in(tmp_path / "stopped")
     with pytest.raises(KeyboardInterrupt):
-        run(stopped, "run-a", pack, callbacks=[Stop(at=3)])
+        run(stopped, "run-a", pack, callbacks=[stop_at(3)])
     assert not stopped.model.exists() and (stopped.state / "best.keras").exists()
     assert read_curves(stopped.state / "curves.csv")["epoch"].tolist() == [1, 2, 3]
     assert run(stopped, "run-a", pack) == 2  # epochs 4 and 5 only
@@ -129,9 +95,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_bytes(tmp_path: Path, pack
 def test_resume_restores_every_variable_and_the_optimizer(tmp_path: Path, pack) -> None:
     paths = paths_in(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        run(paths, "run-a", pack, callbacks=[Stop(at=2)])
+        run(paths, "run-a", pack, callbacks=[stop_at(2)])
     keras.utils.set_random_seed(0)
-    model = tiny_model()
+    model = tiny_resumable()
     state = RunState(paths.state, "run-a")
     assert state.restore(model) == 2
     # After 2 epochs of 5 steps; the momentum and the weights are the trained ones.
@@ -140,14 +106,14 @@ def test_resume_restores_every_variable_and_the_optimizer(tmp_path: Path, pack) 
         restored = [np.asarray(v) for v in [*model.variables, *model.optimizer.variables]]
         for index, value in enumerate(restored):
             np.testing.assert_array_equal(value, saved[f"v{index}"])
-    fresh = tiny_model()
+    fresh = tiny_resumable()
     assert not np.array_equal(fresh.get_weights()[0], model.get_weights()[0])
 
 
 def test_changed_run_starts_afresh(tmp_path: Path, pack) -> None:
     paths = paths_in(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        run(paths, "run-a", pack, callbacks=[Stop(at=2)])
+        run(paths, "run-a", pack, callbacks=[stop_at(2)])
     assert run(paths, "run-b", pack) == 5
     assert read_curves(paths.curves)["epoch"].tolist() == [1, 2, 3, 4, 5]
 
@@ -166,7 +132,7 @@ def test_the_run_id_changes_with_params_and_inputs_only(tmp_path: Path, pack) ->
 def test_best_on_val_is_kept_across_a_resume(tmp_path: Path, pack) -> None:
     paths = paths_in(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        run(paths, "run-a", pack, callbacks=[Stop(at=3)])
+        run(paths, "run-a", pack, callbacks=[stop_at(3)])
     run(paths, "run-a", pack)
     curves = read_curves(paths.curves)
     best = curves["val_accuracy"].max()
@@ -185,10 +151,10 @@ def test_finished_state_can_be_kept_for_a_later_phase(tmp_path: Path, pack) -> N
     train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
     options = {"epochs": 2, "steps_per_epoch": 5, "paths": paths, "run_id": "a", "verbose": 0}
     val = evaluation_dataset(pack, batch_size=8, crop=(4, 4))
-    assert fit_resumable(tiny_model(), train, val, keep_state=True, **options) == 2
+    assert fit_resumable(tiny_resumable(), train, val, keep_state=True, **options) == 2
     first = paths.model.read_bytes()
     paths.model.unlink()
-    assert fit_resumable(tiny_model(), train, val, **options) == 0  # nothing left to train
+    assert fit_resumable(tiny_resumable(), train, val, **options) == 0  # nothing left to train
     assert paths.model.read_bytes() == first and not paths.state.exists()
 
 
@@ -203,7 +169,7 @@ def test_balanced_class_weights_reach_the_loss(tmp_path: Path, pack) -> None:
     trained = []
     for name, weight in (("plain", None), ("weighted", {0: 1.0, 1: 5.0})):
         keras.utils.set_random_seed(0)
-        model = tiny_model()
+        model = tiny_resumable()
         train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
         val = evaluation_dataset(pack, batch_size=8, crop=(4, 4))
         paths = paths_in(tmp_path / name)

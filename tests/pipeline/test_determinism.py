@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_project import Project
+from support.project import Project
 
 pytestmark = pytest.mark.slow
 

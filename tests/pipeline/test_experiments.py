@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline_project import AFTER_LOGREG_C, Project, experiments, run_queue
+from support.project import AFTER_LOGREG_C, Project, experiments, run_queue
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imgclf.atomicfiles import TEMPORARY_NAME
-from pipeline_project import Project
+from imgclf.core.atomicfiles import TEMPORARY_NAME
+from support.project import Project
 
 pytestmark = pytest.mark.slow
 

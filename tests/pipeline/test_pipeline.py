@@ -11,7 +11,7 @@ import pytest
 
 from imgclf.data.hdf5io import PackReader
 from imgclf.data.imaging import jpeg_reduction, load_resized
-from pipeline_project import AFTER_LOGREG_C, SPLITS, Project
+from support.project import AFTER_LOGREG_C, SPLITS, Project
 
 pytestmark = pytest.mark.slow
 

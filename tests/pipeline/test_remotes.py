@@ -24,7 +24,7 @@ import yaml
 from sshd import Sshd, sshd_fixture  # noqa: F401  (the sshd fixture)
 
 from imgclf.models.backbones import build_backbone
-from pipeline_project import OUTPUTS, SPLITS, Project
+from support.project import OUTPUTS, SPLITS, Project
 
 pytestmark = pytest.mark.slow
 

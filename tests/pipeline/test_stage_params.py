@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from pipeline_project import Project
+from support.project import Project
 
 pytestmark = pytest.mark.slow
 

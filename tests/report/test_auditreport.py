@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from imgclf.core.fileio import write_csv, write_json
 from imgclf.data.audit import AUDIT_COLUMNS
-from imgclf.data.hdf5io import PackWriter
-from imgclf.fileio import write_csv, write_json
 from imgclf.report.auditreport import audit_section, find_packed
 from imgclf.report.figures import FigureFolder
+from support.packs import write_pack
 
 COUNTS = {
     "exact_duplicate": 1,
@@ -42,8 +42,7 @@ def write_inputs(root: Path) -> tuple[Path, Path, Path]:
         images = np.stack(
             [np.full((16, 16, 3), 40 * index, np.uint8) for index in range(len(paths))]
         )
-        with PackWriter(packs / f"{split}.h5", len(paths), (16, 16, 3), ["a", "b"], 4) as writer:
-            writer.write(images, labels, paths)
+        write_pack(packs / f"{split}.h5", images, labels, ["a", "b"], paths=paths)
     rows = pd.DataFrame(
         [
             ("a/1.png", "exact_duplicate", 0.0, "a/2.png", ""),

@@ -3,7 +3,7 @@ files the bench timed."""
 
 from pathlib import Path
 
-from imgclf.fileio import write_json
+from imgclf.core.fileio import write_json
 from imgclf.report.deployment import export_section
 
 SCORES = {

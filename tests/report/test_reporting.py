@@ -18,18 +18,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, make_params, repo_params_dict
-from imgclf.config import Params
-from imgclf.data.hdf5io import PackWriter, SplitPredictions, save_predictions
-from imgclf.errors import UserError
+from imgclf.core.config import Params
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import write_csv, write_json
+from imgclf.data.hdf5io import SplitPredictions, save_predictions
 from imgclf.evaluation.metrics import summarize
-from imgclf.fileio import write_csv, write_json
 from imgclf.models.curves import append_epoch
 from imgclf.models.modelmeta import write_metadata
 from imgclf.report.figures import FigureFolder
 from imgclf.report.leaderboard import models_section
-from imgclf.report.markdown import code, table
-from imgclf.report.reportdata import (
+from imgclf.report.loading import (
     ModelResult,
     ReportInputs,
     confident_mistakes,
@@ -39,7 +37,11 @@ from imgclf.report.reportdata import (
     pack_images,
     read_backbone,
 )
+from imgclf.report.markdown import code, table
 from imgclf.report.reporting import WARNING, backbone_section, build_report, chosen_model_section
+from support import REPO
+from support.packs import write_pack
+from support.params import make_params, repo_params_dict
 
 CLASSES = ["ant", "bee", "cat", "dog", "eel", "fox"]
 TEST_ROWS = 24
@@ -135,11 +137,10 @@ def write_predictions(root: Path, labels: np.ndarray, paths: list[str]) -> None:
     write_json(root / "metrics/evaluation/summary.json", summary)
 
 
-def write_pack(path: Path, labels: np.ndarray, paths: list[str]) -> None:
+def write_test_pack(path: Path, labels: np.ndarray, paths: list[str]) -> None:
     """The test pack, in reverse order, so that images must be found by path."""
     images = np.stack([np.full((8, 8, 3), 10 * row, np.uint8) for row in range(TEST_ROWS)])
-    with PackWriter(path, TEST_ROWS, (8, 8, 3), CLASSES, chunk_rows=8) as writer:
-        writer.write(images[::-1], labels[::-1], paths[::-1])
+    write_pack(path, images[::-1], labels[::-1], CLASSES, chunk_rows=8, paths=paths[::-1])
 
 
 def write_run(root: Path, weights: str = "pretrain") -> ReportInputs:
@@ -154,7 +155,7 @@ def write_run(root: Path, weights: str = "pretrain") -> ReportInputs:
     search = {"C": 1.0, "score": 0.77, "select": "cv", "grid": grid}
     write_json(root / "metrics/logreg_search.json", search)
     write_predictions(root, labels, paths)
-    write_pack(root / "data/processed/test.h5", labels, paths)
+    write_test_pack(root / "data/processed/test.h5", labels, paths)
     for seed in (0, 1):
         write_curves(root / f"plots/training/cnn/seed{seed}.csv", 6, 2.0 + seed)
     write_curves(root / "plots/training/finetune/warmup.csv", 3, 1.5)
@@ -454,7 +455,7 @@ def test_mistake_images_found_by_path_or_a_clear_error(tmp_path: Path) -> None:
     labels = np.arange(TEST_ROWS) % len(CLASSES)
     paths = [image_path(row) for row in range(TEST_ROWS)]
     pack = tmp_path / "test.h5"
-    write_pack(pack, labels, paths)  # in reverse order
+    write_test_pack(pack, labels, paths)  # in reverse order
     images = pack_images(pack, [image_path(10), image_path(3)])
     assert [int(image[0, 0, 0]) for image in images] == [100, 30]
     with pytest.raises(UserError, match=r"test.h5: has no image 'ant/other.png'"):

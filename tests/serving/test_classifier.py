@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CLASSES, IMAGE_SIZE, classify_all, make_params, photo
 from imgclf.data.hdf5io import load_features
 from imgclf.data.imaging import jpeg_reduction, read_image
 from imgclf.data.indexing import build_index
@@ -17,7 +16,10 @@ from imgclf.models.features import extract_features, feature_extractor
 from imgclf.models.logistic import load_logreg
 from imgclf.models.predicting import load_keras_model, predict_pack
 from imgclf.serving.classifier import classify_paths, load_classifier
-from imgclf.serving.classify import iter_inputs
+from imgclf.serving.command import iter_inputs
+from support.images import CLASSES, photo
+from support.models import IMAGE_SIZE, classify_all
+from support.params import make_params
 
 
 @pytest.fixture(scope="module")

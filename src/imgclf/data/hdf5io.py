@@ -15,9 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from imgclf.errors import DiskFullError, UserError
-from imgclf.fileio import atomic_output, out_of_space
-from imgclf.integrity import check_intact
+from imgclf.core.errors import DiskFullError, UserError
+from imgclf.core.fileio import atomic_output, out_of_space
+from imgclf.core.integrity import check_intact
 
 IMAGES = "images"
 FEATURES = "features"

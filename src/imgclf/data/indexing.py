@@ -20,12 +20,12 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from imgclf.config import DataParams
+from imgclf.core.config import DataParams
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_csv
 from imgclf.data.imaging import image_facts
 from imgclf.data.parallel import ordered_map
 from imgclf.data.splitting import SPLITS
-from imgclf.errors import UserError
-from imgclf.fileio import read_csv
 
 # pixel_hash and phash (see hashing.py) find duplicates; `split` groups by them.
 MANIFEST_COLUMNS = ["path", "label", "width", "height", "md5", "pixel_hash", "phash"]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_json, write_json
 from imgclf.data.hdf5io import PackReader
-from imgclf.errors import UserError
-from imgclf.fileio import read_json, write_json
 
 CHANNELS = ("R", "G", "B")
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgclf.config import PackParams
+from imgclf.core.config import PackParams
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import PackWriter
 from imgclf.data.imaging import ChangedError, ImageError, jpeg_reduction, load_batch
 from imgclf.data.parallel import ordered_map
-from imgclf.errors import UserError
 
 # Images per task given to a worker thread: large enough to amortise the per-task overhead,
 # small enough to keep every core busy to the end of a split.

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from imgclf.config import SplitParams
-from imgclf.errors import UserError
+from imgclf.core.config import SplitParams
+from imgclf.core.errors import UserError
 
 SPLITS = ("train", "val", "test")
 # The manifest's pixel fingerprints stay out of splits.csv: pack does not need them, and the

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import remove_stale
 from imgclf.data.hdf5io import SplitPredictions
-from imgclf.errors import UserError
-from imgclf.fileio import remove_stale
 
 log = logging.getLogger("imgclf.evaluation.ensembling")
 

@@ -14,8 +14,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions
-from imgclf.errors import UserError
 from imgclf.evaluation.calibration import apply_temperature, calibration_metrics, fit_temperature
 from imgclf.evaluation.statistics import compare_paired, macro_f1_interval, wilson_interval
 

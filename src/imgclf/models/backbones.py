@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models.architectures import ARCHITECTURES, BODY_OUTPUT, body_of, build_architecture
 from imgclf.models.layers import ReverseChannels
 

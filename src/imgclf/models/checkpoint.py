@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from imgclf.fileio import atomic_output
+from imgclf.core.fileio import atomic_output
 from imgclf.models.curves import append_epoch, keep_epochs
 
 MONITOR = "val_accuracy"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from imgclf.errors import UserError
-from imgclf.fileio import read_csv, write_csv
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_csv, write_csv
 
 COLUMNS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
 

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from imgclf.errors import ConfigError
+from imgclf.core.errors import ConfigError
 from imgclf.models.multiworker import fit_multi_worker, read_tf_config, statistics_averager
 from imgclf.models.training import TrainingData, fit_resumable
 

@@ -28,8 +28,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import Features, load_features
-from imgclf.errors import UserError
 from imgclf.models.logistic import build_logreg
 
 NEIGHBOURS = 10  # the k of Datalab's near_duplicate and outlier checks (cleanlab's default)

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import FEATURES, PackReader, PackWriter
 from imgclf.data.inputs import PackInfo, evaluation_dataset
-from imgclf.errors import UserError
 
 
 def pooling_layer(pooling: str, name: str) -> keras.layers.Layer:

@@ -8,8 +8,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from imgclf.config import FinetuneParams, ScheduleParams
-from imgclf.errors import UserError
+from imgclf.core.config import FinetuneParams, ScheduleParams
+from imgclf.core.errors import UserError
 from imgclf.models.distributed import fit_with_strategy
 from imgclf.models.features import pooling_layer
 from imgclf.models.predicting import load_keras_model

@@ -16,9 +16,9 @@ from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedKFo
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from imgclf.errors import UserError
-from imgclf.fileio import atomic_output
-from imgclf.integrity import check_intact
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import atomic_output
+from imgclf.core.integrity import check_intact
 from imgclf.models.modelmeta import write_metadata
 
 # Every type inside a stored model; anything else in a file is refused.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 
 ENTRY = "imgclf.json"
 _NO_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date

@@ -21,8 +21,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from imgclf.errors import UserError
-from imgclf.fileio import atomic_output
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import atomic_output
 from imgclf.models.checkpoint import MONITOR
 from imgclf.models.curves import append_epoch
 from imgclf.models.modelmeta import write_metadata

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from imgclf.core.errors import UserError
+from imgclf.core.integrity import check_intact
 from imgclf.data.hdf5io import PackReader, SplitPredictions
 from imgclf.data.inputs import PackInfo, evaluation_dataset
-from imgclf.errors import UserError
-from imgclf.integrity import check_intact
 from imgclf.models.layers import CUSTOM_OBJECTS
 
 

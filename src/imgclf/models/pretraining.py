@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from imgclf.config import PretrainParams
+from imgclf.core.config import PretrainParams
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.data.means import channel_means
 from imgclf.models.architectures import ARCHITECTURES, body_of, build_architecture

@@ -18,7 +18,7 @@ import os
 import keras
 import tensorflow as tf
 
-from imgclf.kernels import pin_threads
+from imgclf.core.cpu import pin_threads
 
 ISA = "AVX2"  # the newest instruction set every x86-64 CPU of the last decade has
 THREADS = 2  # the intra-op pool of a deterministic run, whatever the machine has

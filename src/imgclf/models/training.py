@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 from sklearn.utils.class_weight import compute_class_weight
 
-from imgclf.config import OptimizerParams, ScheduleParams
+from imgclf.core.config import OptimizerParams, ScheduleParams
+from imgclf.core.fileio import atomic_output
 from imgclf.data.hdf5io import PackReader
-from imgclf.fileio import atomic_output
 from imgclf.models.checkpoint import RunState
 from imgclf.models.modelmeta import write_metadata
 

@@ -11,10 +11,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from imgclf.core.fileio import read_csv, read_json
 from imgclf.data.audit import AUDIT_COLUMNS, PAIR_ISSUES
 from imgclf.data.hdf5io import PackReader
 from imgclf.data.splitting import SPLITS
-from imgclf.fileio import read_csv, read_json
 from imgclf.report.figures import FigureFolder, save_image_grid
 from imgclf.report.markdown import code, table
 

@@ -5,7 +5,7 @@ run, a committed file) how long one image takes on the CPU that ran the bench.""
 from pathlib import Path
 from typing import Any
 
-from imgclf.fileio import read_json
+from imgclf.core.fileio import read_json
 from imgclf.report.markdown import code, table
 
 NAMES = {

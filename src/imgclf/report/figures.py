@@ -18,9 +18,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from imgclf.core.fileio import atomic_output
 from imgclf.evaluation.calibration import Reliability
-from imgclf.fileio import atomic_output
-from imgclf.report.reportdata import CURVE_METRICS, Curves
+from imgclf.report.loading import CURVE_METRICS, Curves
 
 DPI = 100
 # The user's matplotlibrc must not change the report: start from matplotlib's defaults and

@@ -5,13 +5,13 @@ how the models predicted (crops), how logreg's C was chosen and which models the
 from pathlib import Path
 from typing import Any
 
-from imgclf.config import Params
-from imgclf.errors import UserError
+from imgclf.core.config import Params
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_json
 from imgclf.evaluation.calibration import BINS
 from imgclf.evaluation.metrics import CHOICE_RULE
-from imgclf.fileio import read_json
+from imgclf.report.loading import ModelResult
 from imgclf.report.markdown import code, table
-from imgclf.report.reportdata import ModelResult
 
 CENTRE_CROP = ("test accuracy, centre crop only", "test_1crop.accuracy")  # with 10 crops
 

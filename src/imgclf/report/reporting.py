@@ -4,17 +4,17 @@ Sections: the pipeline's answer (the model chosen on val, its test accuracy and 
 dataset, its audit (`imgclf.report.auditreport`), the backbone, every model's metrics with
 intervals and comparisons (`imgclf.report.leaderboard`), calibration, training curves, and
 the chosen model's confusion matrix and most confident mistakes. Inputs come from
-`imgclf.report.reportdata`; a section whose inputs the run did not produce becomes a note. Nothing
+`imgclf.report.loading`; a section whose inputs the run did not produce becomes a note. Nothing
 depends on the clock or the file system's order: the same run gives the same bytes.
 """
 
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-from imgclf.config import Params
+from imgclf.core.config import Params
+from imgclf.core.fileio import atomic_output
 from imgclf.data.hdf5io import SplitPredictions
 from imgclf.evaluation.calibration import BINS, apply_temperature, reliability
-from imgclf.fileio import atomic_output
 from imgclf.report.auditreport import audit_section
 from imgclf.report.deployment import export_section
 from imgclf.report.figures import (
@@ -25,8 +25,7 @@ from imgclf.report.figures import (
     save_training_figure,
 )
 from imgclf.report.leaderboard import models_section
-from imgclf.report.markdown import code
-from imgclf.report.reportdata import (
+from imgclf.report.loading import (
     Curves,
     ModelResult,
     ReportInputs,
@@ -42,6 +41,7 @@ from imgclf.report.reportdata import (
     read_rejected,
     read_summary,
 )
+from imgclf.report.markdown import code
 
 WARNING = "Random weights: the transfer-learning results are meaningless"
 REJECTED_SHOWN = 5

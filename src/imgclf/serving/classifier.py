@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from imgclf.core.errors import UserError
 from imgclf.data.imaging import INTERPOLATIONS, ImageError, load_like_pack
 from imgclf.data.inputs import centre_crop
-from imgclf.errors import UserError
 from imgclf.models.features import feature_extractor
 from imgclf.models.logistic import load_logreg
 from imgclf.models.modelmeta import read_metadata
@@ -35,7 +35,7 @@ class Classifier:
     interpolation: str
     predict: Callable[[np.ndarray], np.ndarray]  # float32 (B, h, w, 3) RGB 0–255 → (B, classes)
     croppable: bool = True  # a Keras model on crops; logreg pools the whole packed image
-    # What `predict` runs, for `imgclf.serving.export` to rebuild as one network: the
+    # What `predict` runs, for `imgclf.serving.exporting` to rebuild as one network: the
     # keras.Model, or (feature extractor, scikit-learn pipeline) for a logreg.
     model: Any = None
 

@@ -117,7 +117,7 @@ if _ours():
             opener = half.rfind(":\n")
             return half[: opener + 2] if opener >= 0 else half
 
-        from imgclf.atomicfiles import TEMPORARY_NAME
+        from imgclf.core.atomicfiles import TEMPORARY_NAME
 
         def written(stream) -> str:
             """The file a stream writes: the guard's temporary stands for its target."""

@@ -2,7 +2,7 @@
 a stage process reads (`IMGCLF_TEST_PARAMS_LOG` names the folder for the records), so that
 tests/pipeline/test_stage_params.py can hold them against the stage's `params:` in dvc.yaml.
 
-Every params section built by `imgclf.config` is tagged with its key prefix, and reading
+Every params section built by `imgclf.core.config` is tagged with its key prefix, and reading
 one of its values records the full key (`dataclasses.asdict` of a section reads them all).
 Nothing else changes.
 """
@@ -17,7 +17,7 @@ LOG = os.environ.get("IMGCLF_TEST_PARAMS_LOG")
 if LOG:
     # The stage's own library (the stage script puts it first as well).
     sys.path.insert(0, os.path.join(os.getcwd(), "src"))
-    import imgclf.config as config
+    import imgclf.core.config as config
 
     read: set[str] = set()
     loaded = []  # non-empty once params.yaml is loaded: validation reads are not uses

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models.architectures import alexnet, minigooglenet, minivggnet, resnet
 from imgclf.models.architectures._common import BODY_OUTPUT
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import keras
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 
 BODY_OUTPUT = "body_output"
 PREDICTIONS = "predictions"

@@ -6,7 +6,7 @@ from typing import Literal
 import keras
 from keras import layers
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.models.architectures._common import (
     BODY_OUTPUT,
     SpatialOp,

@@ -1,4 +1,4 @@
-"""Exports for serving (`imgclf.serving.export`): the SavedModel on raw JPEG/PNG bytes agrees
+"""Exports for serving (`imgclf.serving.exporting`): the SavedModel on raw JPEG/PNG bytes agrees
 with `Classifier`, the LiteRT files with the Keras model, a logreg exports as one network, an
 unsafe model is refused, and the SavedModel runs where imgclf is not installed."""
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import CLASSES, IMAGE_SIZE, classify_all, photo
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 from imgclf.serving.classifier import load_classifier
-from imgclf.serving.export import (
+from imgclf.serving.exportedmodels import SavedModelRunner, classify_files, tflite_predictor
+from imgclf.serving.exporting import (
     SAVED_MODEL,
     TFLITE,
     convert_tflite,
@@ -24,7 +24,8 @@ from imgclf.serving.export import (
     serving_model,
     write_export,
 )
-from imgclf.serving.exported import SavedModelRunner, classify_files, tflite_predictor
+from support.images import CLASSES, photo
+from support.models import IMAGE_SIZE, classify_all
 
 # Measured on the fixtures below (tiny position-sensitive model, area resize): TensorFlow's
 # decode + resize against OpenCV's gave top-1 identical everywhere and probability gaps up to
@@ -186,7 +187,7 @@ def test_classify_runs_exports(
     export_file: str,
     tmp_path: Path,
 ) -> None:
-    from imgclf.serving.classify import iter_inputs, main
+    from imgclf.serving.command import iter_inputs, main
 
     out = tmp_path / "top1.csv"
     main(
@@ -217,7 +218,7 @@ from imgclf.models.runtime import setup
 setup(0, deterministic=True)
 import numpy as np
 from imgclf.serving.classifier import load_classifier
-from imgclf.serving.export import serving_model, write_export
+from imgclf.serving.exporting import serving_model, write_export
 calibration = np.random.default_rng(0).uniform(0, 255, (8, *map(int, sys.argv[3:5]), 3))
 classifier = load_classifier(sys.argv[1])
 write_export(serving_model(classifier), Path(sys.argv[2]), calibration, "cnn/seed0")

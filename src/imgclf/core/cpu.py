@@ -17,7 +17,7 @@ A variable the user already set is kept; `check_pins` then says what to unset.
 
 import os
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 
 # NumPy 2.x dispatch targets above AVX2 (X86_V3); names of absent features are ignored.
 NUMPY_DISABLED = "X86_V4 AVX512_ICL AVX512_SPR"

@@ -5,7 +5,7 @@ way to a module."""
 import ast
 from pathlib import Path
 
-from conftest import REPO
+from support import REPO
 
 SOURCE = REPO / "src"
 LIBRARY = SOURCE / "imgclf"

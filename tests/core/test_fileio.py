@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from imgclf.atomicfiles import remove_dead_temporaries
-from imgclf.fileio import atomic_output
+from imgclf.core.atomicfiles import remove_dead_temporaries
+from imgclf.core.fileio import atomic_output
 
 # Writes half a file under atomic_output, says where, and waits to be killed.
 KILLED_WRITER = """
 import sys, time
-from imgclf.fileio import atomic_output
+from imgclf.core.fileio import atomic_output
 with atomic_output(sys.argv[1]) as temporary:
     temporary.write_bytes(b"half a pack")
     print(temporary, flush=True)

@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
-from imgclf.errors import UserError
-from imgclf.fileio import write_json
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import write_json
 from imgclf.serving.classifier import Classifier
 from imgclf.serving.decoding import pack_images
 

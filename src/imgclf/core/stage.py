@@ -5,7 +5,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from imgclf.errors import DiskFullError, UserError
+from imgclf.core.errors import DiskFullError, UserError
 
 log = logging.getLogger("imgclf")
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from imgclf.data.hdf5io import PackReader, PackWriter
-from imgclf.errors import UserError
-from imgclf.fileio import read_json, write_json
-from imgclf.integrity import DamagedError, check_intact
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_json, write_json
+from imgclf.core.integrity import DamagedError, check_intact
+from imgclf.data.hdf5io import PackReader
+from support.packs import write_pack
 
 
 def lock_outputs(root: Path, stage: str, *names: str) -> None:
@@ -43,8 +44,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DVC_ROOT", raising=False)
     (tmp_path / "data").mkdir()
-    with PackWriter(tmp_path / "data/train.h5", 4, (2, 2, 3), ["a", "b"], 2) as writer:
-        writer.write(np.arange(48, dtype=np.uint8).reshape(4, 2, 2, 3), [0, 1, 0, 1], list("wxyz"))
+    images = np.arange(48, dtype=np.uint8).reshape(4, 2, 2, 3)
+    write_pack(tmp_path / "data/train.h5", images, [0, 1, 0, 1], ["a", "b"], 2, list("wxyz"))
     write_json(tmp_path / "data/means.json", {"R": 1.0, "G": 2.0, "B": 3.0})
     lock_outputs(tmp_path, "pack@train", "data/train.h5", "data/means.json")
     return tmp_path

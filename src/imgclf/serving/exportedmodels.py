@@ -1,4 +1,4 @@
-"""Run the exports `imgclf.serving.export` wrote: the SavedModel on encoded image files, the
+"""Run the exports `imgclf.serving.exporting` wrote: the SavedModel on encoded image files, the
 LiteRT models on packed images (with the LiteRT interpreter, `ai-edge-litert`), and both
 over the val/test packs so the evaluate stage scores them like any model."""
 
@@ -11,11 +11,11 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_json
 from imgclf.data.hdf5io import PackReader, SplitPredictions
-from imgclf.errors import UserError
-from imgclf.fileio import read_json
 from imgclf.serving.classifier import Classifier
-from imgclf.serving.export import INFO, SAVED_MODEL, TFLITE
+from imgclf.serving.exporting import INFO, SAVED_MODEL, TFLITE
 
 
 def is_export(path: Path) -> bool:

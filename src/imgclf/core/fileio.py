@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from imgclf.atomicfiles import remove, remove_dead_temporaries, temporary_beside
-from imgclf.errors import DiskFullError, UserError
-from imgclf.integrity import check_intact
+from imgclf.core.atomicfiles import remove, remove_dead_temporaries, temporary_beside
+from imgclf.core.errors import DiskFullError, UserError
+from imgclf.core.integrity import check_intact
 
 OUT_OF_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 

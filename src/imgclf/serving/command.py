@@ -38,13 +38,13 @@ from typing import TextIO
 
 import numpy as np
 
-from imgclf.cli import run_stage
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import atomic_output, read_json
+from imgclf.core.stage import run_stage
 from imgclf.evaluation.calibration import apply_temperature
-from imgclf.fileio import atomic_output, read_json
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import classify_paths, load_classifier, model_file
-from imgclf.serving.exported import (
+from imgclf.serving.exportedmodels import (
     SavedModelRunner,
     classify_files,
     is_export,

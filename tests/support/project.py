@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from conftest import REPO, repo_params_dict, write_image_folder
+from support import REPO
+from support.images import write_image_folder
+from support.params import repo_params_dict
 
 # The folder of the pretraining packs is in git, as the backbone stage's dependency.
 PRETRAIN_PLACEHOLDER = "data/processed/pretrain/.gitignore"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions
-from imgclf.errors import UserError
-from imgclf.evaluation.exports import centre_crop_split, export_comparison
+from imgclf.evaluation.exportfidelity import centre_crop_split, export_comparison
 
 PATHS = ["a.png", "b.png", "c.png", "d.png"]
 

@@ -1,4 +1,4 @@
-"""imgclf.serving.classify, the command line: output formats, folder walking, one-line errors."""
+"""imgclf.serving.command, the command line: output formats, folder walking, one-line errors."""
 
 import json
 import os
@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import CLASSES, REPO, classify_all, tiny_classifier
-from imgclf.errors import UserError
-from imgclf.fileio import write_json
-from imgclf.serving.classify import Choice, chosen_model, iter_inputs, main, top_k
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import write_json
+from imgclf.serving.command import Choice, chosen_model, iter_inputs, main, top_k
+from support import REPO
+from support.images import CLASSES
+from support.models import classify_all, tiny_classifier
 
 LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<ranked>\w+ \(\d\.\d{3}\)(, \w+ \(\d\.\d{3}\))*)$")
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, make_params, repo_params_dict
-from imgclf.config import ConfigError, Params, load_params
+from imgclf.core.config import ConfigError, Params, load_params
+from support import REPO
+from support.params import make_params, repo_params_dict
 
 
 def write_params(tmp_path: Path, raw: object) -> Path:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imgclf.config import Params
+from imgclf.core.config import Params
+from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions, load_predictions, prediction_attrs
-from imgclf.errors import UserError
 from imgclf.evaluation.metrics import CHOICE_RULE, choose_model, model_metrics
 
 # What summary.json repeats of each export's metrics.

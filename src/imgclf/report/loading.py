@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imgclf.core.errors import UserError
+from imgclf.core.fileio import read_csv, read_json
 from imgclf.data.hdf5io import PackReader, SplitPredictions, load_predictions
-from imgclf.errors import UserError
 from imgclf.evaluation.metrics import choice_order
-from imgclf.fileio import read_csv, read_json
 from imgclf.models.curves import read_curves
 from imgclf.models.modelmeta import read_metadata
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from imgclf.errors import UserError
+from imgclf.core.errors import UserError
 
 LOCK = "dvc.lock"
 _BLOCK = 1 << 20

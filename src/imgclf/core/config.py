@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from imgclf.errors import ConfigError
+from imgclf.core.errors import ConfigError
 
 
 class InvalidParam(Exception):
