@@ -34,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.core.catalogue import model_file
 from imgclf.core.fileio import read_json, write_json
 from imgclf.data.hdf5io import PackReader
 from imgclf.models.runtime import setup
-from imgclf.serving.classifier import load_classifier, model_file
+from imgclf.serving.classifier import load_classifier
 from imgclf.serving.exportedmodels import encode_png, export_predictors
 from imgclf.serving.exporting import export_digests
 

@@ -12,7 +12,7 @@ from imgclf.core.fileio import atomic_output, remove_stale, write_csv
 from imgclf.core.stage import run_stage
 from imgclf.models.backbones import build_backbone
 from imgclf.models.curves import empty_curves
-from imgclf.models.modelmeta import write_metadata
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.pretraining import pretrain_backbone
 from imgclf.models.runtime import setup
 
@@ -59,14 +59,8 @@ def main() -> None:
             log.warning("backbone.weights = none: random weights, for smoke tests only")
     with atomic_output(args.out) as temporary:
         body.save(temporary)
-        write_metadata(
-            temporary,
-            {
-                "kind": "backbone",
-                "arch": spec.arch,
-                "weights": spec.weights,
-                "image_size": list(size),
-            },
+        ModelCard(kind="backbone", arch=spec.arch, weights=spec.weights, image_size=size).write(
+            temporary
         )
     log.info(
         "%s backbone (%s weights) saved to %s: output %s",

@@ -8,12 +8,14 @@ import math
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
+from imgclf.core.catalogue import cnn_name
 from imgclf.core.config import load_params
 from imgclf.core.stage import run_stage
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.data.means import load_means
 from imgclf.models.architectures import build_architecture
 from imgclf.models.distributed import fit_with_strategy, global_batch_size, make_strategy
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.runtime import setup
 from imgclf.models.training import (
     RunPaths,
@@ -90,15 +92,15 @@ def main() -> None:
         paths=RunPaths(args.model, args.curves),
         run_id=run_id,
         class_weight=class_weights(cnn.class_weight, args.train),
-        metadata={
-            "kind": "keras",
-            "model": f"cnn/seed{args.seed}",
-            "arch": cnn.arch,
-            "label_names": list(train.label_names),
-            "image_size": list(train.image_shape[:2]),
-            "input_size": list(cnn.crop),
-            "interpolation": train.interpolation,
-        },
+        card=ModelCard(
+            kind="keras",
+            model=cnn_name(args.seed),
+            arch=cnn.arch,
+            label_names=train.label_names,
+            image_size=train.image_shape[:2],
+            input_size=cnn.crop,
+            interpolation=train.interpolation,
+        ),
     )
     log.info("trained %d epochs (of %d); best model in %s", trained, cnn.epochs, args.model)
 

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
+from imgclf.core.catalogue import predictions_file
 from imgclf.core.config import load_params
 from imgclf.core.errors import UserError
 from imgclf.core.stage import run_stage
@@ -27,7 +28,7 @@ def main() -> None:
     params = load_params(args.params)
     remove_dropped_seeds(params.cnn.seeds, args.predictions / "cnn", args.models)
     names = params.ensemble_members()
-    loaded = [load_predictions(args.predictions / f"{name}.h5") for name in names]
+    loaded = [load_predictions(predictions_file(args.predictions, name)) for name in names]
     label_names = loaded[0][1]
     for name, (_, other) in zip(names[1:], loaded[1:], strict=True):
         if other != label_names:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
+from imgclf.core.catalogue import predictions_file
 from imgclf.core.config import load_params
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import write_csv, write_json
@@ -33,10 +34,11 @@ def main() -> None:
     params = load_params(args.params)
     results, tests, classes = {}, {}, None
     for name in params.predicted_models():
-        splits, label_names = load_predictions(args.predictions / f"{name}.h5")
+        path = predictions_file(args.predictions, name)
+        splits, label_names = load_predictions(path)
         if classes is not None and label_names != classes:
             raise UserError(
-                f"{args.predictions / f'{name}.h5'}: classes {label_names}, but the other "
+                f"{path}: classes {label_names}, but the other "
                 f"models have {classes}: rerun its stages on the same packs (dvc repro)"
             )
         classes, tests[name] = label_names, splits["test"]

@@ -6,15 +6,16 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
+from imgclf.core.catalogue import model_file, predictions_file
 from imgclf.core.config import load_params
 from imgclf.core.fileio import atomic_output, write_json
 from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import PackReader, save_predictions
 from imgclf.evaluation.ensembling import remove_dropped_seeds
 from imgclf.evaluation.exportfidelity import model_to_export
-from imgclf.models.modelmeta import check_classes
+from imgclf.models.modelcard import check_classes
 from imgclf.models.runtime import setup
-from imgclf.serving.classifier import load_classifier, model_file
+from imgclf.serving.classifier import load_classifier
 from imgclf.serving.exportedmodels import export_predictors, predict_exported_pack
 from imgclf.serving.exporting import (
     calibration_sample,
@@ -60,7 +61,7 @@ def main() -> None:
         }
         attrs = {"source": name, "export": export}
         save_predictions(
-            args.out_predictions / f"{export}.h5", splits, classifier.label_names, attrs
+            predictions_file(args.out_predictions, export), splits, classifier.label_names, attrs
         )
         accuracy = (splits["test"].probabilities.argmax(1) == splits["test"].labels).mean()
         log.info("%s of %s: %d bytes, test accuracy %.4f", export, name, sizes[export], accuracy)

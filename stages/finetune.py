@@ -14,7 +14,7 @@ from imgclf.core.stage import run_stage
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.models.distributed import global_batch_size, make_strategy
 from imgclf.models.finetuning import finetune_two_phases
-from imgclf.models.modelmeta import read_metadata
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.runtime import setup
 from imgclf.models.training import class_weights, fingerprint
 
@@ -48,17 +48,17 @@ def main() -> None:
     )
     val_data = evaluation_dataset(val, batch_size=batch)
     settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.train.strategy}
-    backbone = read_metadata(args.backbone)
-    metadata = {
-        "kind": "keras",
-        "model": "finetune",
-        "label_names": list(train.label_names),
-        "image_size": list(train.image_shape[:2]),
-        "input_size": list(train.image_shape[:2]),
-        "interpolation": train.interpolation,
-        "arch": backbone["arch"],
-        "weights": backbone["weights"],
-    }
+    backbone = ModelCard.read(args.backbone)
+    card = ModelCard(
+        kind="keras",
+        model="finetune",
+        label_names=train.label_names,
+        image_size=train.image_shape[:2],
+        input_size=train.image_shape[:2],
+        interpolation=train.interpolation,
+        arch=backbone.arch,
+        weights=backbone.weights,
+    )
     trainable = finetune_two_phases(
         strategy,
         args.backbone,
@@ -70,7 +70,7 @@ def main() -> None:
         model_path=args.model,
         curves=args.curves,
         run_id=fingerprint(settings, [args.backbone, args.train, args.val]),
-        metadata=metadata,
+        card=card,
         class_weight=class_weights(tune.class_weight, args.train),
     )
     log.info(

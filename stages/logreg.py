@@ -13,7 +13,7 @@ from imgclf.core.fileio import write_json
 from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import load_features
 from imgclf.models.logistic import save_logreg, search_logreg
-from imgclf.models.modelmeta import read_metadata
+from imgclf.models.modelcard import ModelCard
 
 log = logging.getLogger("imgclf.logreg")
 
@@ -48,23 +48,20 @@ def main() -> None:
         seed=params.base.seed,
         class_weight=settings.class_weight,
     )
-    backbone = read_metadata(args.backbone)
-    save_logreg(
-        model,
-        args.model,
-        {
-            "kind": "logreg",
-            "model": "logreg",
-            "label_names": train.label_names,
-            # Relative to the model's folder, so a cloned or moved repository still resolves it.
-            "backbone": Path(os.path.relpath(args.backbone, args.model.parent)).as_posix(),
-            "pooling": train.attrs["pooling"],
-            "interpolation": train.attrs["interpolation"],
-            "arch": backbone["arch"],
-            "weights": backbone["weights"],
-            "image_size": backbone["image_size"],
-        },
+    backbone = ModelCard.read(args.backbone)
+    card = ModelCard(
+        kind="logreg",
+        model="logreg",
+        label_names=train.label_names,
+        # Relative to the model's folder, so a cloned or moved repository still resolves it.
+        backbone=Path(os.path.relpath(args.backbone, args.model.parent)).as_posix(),
+        pooling=train.attrs["pooling"],
+        interpolation=train.attrs["interpolation"],
+        arch=backbone.arch,
+        weights=backbone.weights,
+        image_size=backbone.image_size,
     )
+    save_logreg(model, args.model, card)
     write_json(args.search, summary)
     log.info(
         "grid (%s score by C): %s",

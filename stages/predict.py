@@ -9,7 +9,7 @@ from imgclf.core.config import load_params
 from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import save_predictions
 from imgclf.data.inputs import PackInfo
-from imgclf.models.modelmeta import check_classes
+from imgclf.models.modelcard import check_classes
 from imgclf.models.predicting import load_keras_model, predict_pack
 from imgclf.models.runtime import setup
 

@@ -10,7 +10,7 @@ from imgclf.core.errors import UserError
 from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import SplitPredictions, load_features, save_predictions
 from imgclf.models.logistic import load_logreg
-from imgclf.models.modelmeta import check_classes
+from imgclf.models.modelcard import check_classes
 
 
 def main() -> None:

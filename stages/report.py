@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
+from imgclf.core.catalogue import seed_files
 from imgclf.core.config import load_params
 from imgclf.core.fileio import remove_stale
 from imgclf.core.stage import run_stage
@@ -47,7 +48,7 @@ def main() -> None:
     params = load_params(args.params)
     # Curves of seeds no longer in cnn.seeds (no stage makes them now): gone before DVC
     # hashes plots/training, so the lock holds what a fresh clone has.
-    keep = [f"seed{seed}.csv" for seed in params.cnn.seeds]
+    keep = seed_files(params.cnn.seeds)["curves"]
     if removed := remove_stale(args.training / "cnn", keep):
         log.info("removed the curves of dropped seeds: %s", ", ".join(removed))
     inputs = ReportInputs(**{name: getattr(args, name) for name in paths})

@@ -64,18 +64,23 @@ def built_project(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
 
 @pytest.fixture(scope="module")
 def keras_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras classifier file as the cnn stage writes it, metadata included."""
+    """A Keras classifier file as the cnn stage writes it, model card included."""
     import keras
 
-    from imgclf.models.modelmeta import write_metadata
+    from imgclf.models.modelcard import ModelCard
 
     path = tmp_path_factory.mktemp("keras") / "cnn.keras"
     keras.utils.set_random_seed(0)
     tiny_classifier().save(path)
-    metadata = {"kind": "keras", "model": "cnn/seed0", "label_names": list(CLASSES)}
-    write_metadata(
-        path, {**metadata, "image_size": list(IMAGE_SIZE), "input_size": list(INPUT_SIZE)}
+    card = ModelCard(
+        kind="keras",
+        model="cnn/seed0",
+        arch="tiny",
+        label_names=CLASSES,
+        image_size=IMAGE_SIZE,
+        input_size=INPUT_SIZE,
     )
+    card.write(path)
     return path
 
 
@@ -87,14 +92,14 @@ def logreg_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from imgclf.models.backbones import build_backbone
     from imgclf.models.features import feature_extractor
     from imgclf.models.logistic import build_logreg, save_logreg
-    from imgclf.models.modelmeta import write_metadata
+    from imgclf.models.modelcard import ModelCard
 
     root = tmp_path_factory.mktemp("logreg")
     keras.utils.set_random_seed(0)
     backbone = build_backbone("minivggnet", (*IMAGE_SIZE, 3), "none")
     backbone.save(root / "backbone.keras")
-    spec = {"arch": "minivggnet", "weights": "none", "image_size": list(IMAGE_SIZE)}
-    write_metadata(root / "backbone.keras", {"kind": "backbone", **spec})
+    spec = {"arch": "minivggnet", "weights": "none", "image_size": IMAGE_SIZE}
+    ModelCard(kind="backbone", **spec).write(root / "backbone.keras")
     labels = np.arange(30) % len(CLASSES)
     images = np.stack(
         [
@@ -104,10 +109,15 @@ def logreg_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).astype(np.float32)
     features = feature_extractor(backbone, "max").predict(images, verbose=0)
     model = build_logreg(max_iter=500, seed=0).fit(features, labels)
-    metadata = {"kind": "logreg", "label_names": list(CLASSES), "pooling": "max", **spec}
-    save_logreg(
-        model, root / "models" / "logreg.skops", {**metadata, "backbone": "../backbone.keras"}
+    card = ModelCard(
+        kind="logreg",
+        model="logreg",
+        label_names=CLASSES,
+        pooling="max",
+        backbone="../backbone.keras",
+        **spec,
     )
+    save_logreg(model, root / "models" / "logreg.skops", card)
     return root / "models" / "logreg.skops"
 
 

@@ -21,12 +21,19 @@ from imgclf.core.errors import ConfigError, UserError
 from imgclf.data.inputs import PackInfo, evaluation_dataset
 from imgclf.models import distributed
 from imgclf.models.curves import read_curves
-from imgclf.models.modelmeta import read_metadata
+from imgclf.models.modelcard import ModelCard
 from support.packs import write_pack
 
 PER_REPLICA = 4
 EPOCHS = 2
 SIDE, CROP = 18, (16, 16)
+CARD_FIELDS = {
+    "kind": "keras",
+    "model": "test",
+    "label_names": ("r", "g", "b"),
+    "image_size": (SIDE, SIDE),
+    "input_size": CROP,
+}
 # 45 rows: the last global batch of 8 is partial, and split unevenly across replicas.
 ROWS = 45
 TIMEOUT_S = 300
@@ -37,7 +44,9 @@ import hashlib, json, math, sys
 from pathlib import Path
 
 from imgclf.models import distributed, multiworker
+from imgclf.models.modelcard import ModelCard
 
+CARD = ModelCard(**{CARD_FIELDS!r})
 name, pack, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 from imgclf.models.runtime import setup
 setup(0, deterministic=True)  # first of all, as in a stage
@@ -61,7 +70,7 @@ with strategy.scope():
 epochs = distributed.fit_with_strategy(
     strategy, model, train, val, run_id="test", epochs={EPOCHS},
     steps_per_epoch=math.ceil(info.count / batch),
-    paths=RunPaths(out / "model.keras", out / "curves.csv"), metadata={{"model": "test"}},
+    paths=RunPaths(out / "model.keras", out / "curves.csv"), card=CARD,
     verbose=2,
 )
 weights = hashlib.sha256(b"".join(array.tobytes() for array in model.get_weights()))
@@ -163,7 +172,7 @@ def assert_best_model_was_saved(out: Path, pack: Path) -> None:
     best = int(np.argmax(accuracies))  # the first best, as ModelCheckpoint keeps it
     assert metrics["accuracy"] == pytest.approx(accuracies[best], abs=1e-6)
     assert metrics["loss"] == pytest.approx(losses[best], rel=1e-4)
-    assert read_metadata(out / "model.keras") == {"model": "test"}
+    assert ModelCard.read(out / "model.keras") == ModelCard(**CARD_FIELDS)
 
 
 @pytest.mark.slow

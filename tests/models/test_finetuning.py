@@ -22,7 +22,7 @@ from imgclf.models.finetuning import (
 from imgclf.models.predicting import load_keras_model
 from imgclf.models.training import compile_classifier
 from support.models import stop_at
-from support.packs import tiny_pack
+from support.packs import tiny_pack, tiny_pack_card
 from support.params import make_params
 
 
@@ -161,7 +161,7 @@ def test_a_run_killed_in_phase_two_resumes_there_with_the_same_bytes(
             model_path=folder / "finetune.keras",
             curves=folder,
             run_id="run-a",
-            metadata={"model": "finetune"},
+            card=tiny_pack_card("finetune", (6, 6)),
         )
         return folder / "finetune.keras"
 

@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from imgclf.core.errors import UserError
 from imgclf.models.logistic import load_logreg, save_logreg, search_logreg
-from imgclf.models.modelmeta import read_metadata
+from imgclf.models.modelcard import ModelCard
 
 
 def blobs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,9 +45,12 @@ def test_round_trip(tmp_path: Path) -> None:
     model, _ = search_logreg(
         blobs(60, 0), blobs(30, 1), grid=[1.0], select="cv", folds=2, max_iter=200, seed=0
     )
-    save_logreg(model, tmp_path / "m.skops", {"kind": "logreg"})
+    card = ModelCard(
+        kind="logreg", label_names=("a", "b"), image_size=(8, 8), backbone="b.keras", pooling="avg"
+    )
+    save_logreg(model, tmp_path / "m.skops", card)
     loaded = load_logreg(tmp_path / "m.skops")
-    assert read_metadata(tmp_path / "m.skops") == {"kind": "logreg"}
+    assert ModelCard.read(tmp_path / "m.skops") == card
     features, _ = blobs(10, 3)
     np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
 

@@ -21,7 +21,7 @@ from imgclf.models.training import (
     fit_resumable,
 )
 from support.models import stop_at, tiny_resumable
-from support.packs import tiny_pack
+from support.packs import tiny_pack, tiny_pack_card
 
 
 def schedule(name: str, **values: float) -> ScheduleParams:
@@ -62,7 +62,7 @@ def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) 
         paths=paths,
         run_id=run_id,
         callbacks=callbacks,
-        metadata={"model": "tiny"},  # the file is then byte-for-byte reproducible
+        card=tiny_pack_card("tiny", (4, 4)),  # the file is then byte-for-byte reproducible
         verbose=0,
     )
 

@@ -24,7 +24,7 @@ from imgclf.core.fileio import write_csv, write_json
 from imgclf.data.hdf5io import SplitPredictions, save_predictions
 from imgclf.evaluation.metrics import summarize
 from imgclf.models.curves import append_epoch
-from imgclf.models.modelmeta import write_metadata
+from imgclf.models.modelcard import ModelCard
 from imgclf.report.figures import FigureFolder
 from imgclf.report.leaderboard import models_section
 from imgclf.report.loading import (
@@ -91,12 +91,12 @@ def write_curves(path: Path, epochs: int, start: float) -> None:
 
 
 def write_backbone(path: Path, weights: str) -> None:
-    """A stand-in model file: the report only reads its metadata."""
+    """A stand-in model file: the report only reads its model card."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", "{}")
-    write_metadata(path, {"arch": "minivggnet", "weights": weights, "image_size": [8, 8]})
+    ModelCard(kind="backbone", arch="minivggnet", weights=weights, image_size=(8, 8)).write(path)
 
 
 def metrics_of(accuracy: float) -> dict[str, float]:

@@ -181,7 +181,7 @@ def crafted_keras(path: Path, kind: str, marker: Path) -> None:
     """A classifier whose file, if loaded unsafely, would run code that creates `marker`."""
     import keras
 
-    from imgclf.models.modelmeta import write_metadata
+    from imgclf.models.modelcard import ModelCard
 
     inputs = keras.Input((4, 4, 3))
     if kind == "lambda":
@@ -207,7 +207,8 @@ def crafted_keras(path: Path, kind: str, marker: Path) -> None:
         with zipfile.ZipFile(path, "w") as archive:
             for name, data in entries.items():
                 archive.writestr(name, data)
-    write_metadata(path, {"kind": "keras", "label_names": list(CLASSES)})
+    card = {"label_names": CLASSES, "image_size": (4, 4), "input_size": (4, 4)}
+    ModelCard(kind="keras", **card).write(path)
 
 
 @pytest.mark.parametrize(
@@ -225,13 +226,14 @@ def test_crafted_model_files_are_refused_in_one_line(
     if kind == "skops":
         import skops.io as sio
 
-        from imgclf.models.modelmeta import write_metadata
+        from imgclf.models.modelcard import ModelCard
 
         model = tmp_path / "logreg.skops"
         sio.dump(
             FunctionTransformer(exec, kw_args={"source": f"open({str(marker)!r}, 'w')"}), model
         )
-        write_metadata(model, {"kind": "logreg", "label_names": list(CLASSES)})
+        card = {"label_names": CLASSES, "image_size": (4, 4), "pooling": "avg"}
+        ModelCard(kind="logreg", backbone="backbone.keras", **card).write(model)
     else:
         model = tmp_path / "cnn.keras"
         crafted_keras(model, kind, marker)

@@ -131,7 +131,7 @@ def test_logreg_exports_as_one_network(logreg_model: Path) -> None:
 def test_a_model_with_code_is_not_exported(tmp_path: Path) -> None:
     import keras
 
-    from imgclf.models.modelmeta import write_metadata
+    from imgclf.models.modelcard import ModelCard
 
     inputs = keras.Input((*IMAGE_SIZE, 3))
     outputs = keras.layers.Dense(3, activation="softmax")(
@@ -139,11 +139,8 @@ def test_a_model_with_code_is_not_exported(tmp_path: Path) -> None:
     )
     path = tmp_path / "lambda.keras"
     keras.Model(inputs, outputs).save(path)
-    size = list(IMAGE_SIZE)
-    write_metadata(
-        path,
-        {"kind": "keras", "label_names": list(CLASSES), "image_size": size, "input_size": size},
-    )
+    size = IMAGE_SIZE
+    ModelCard(kind="keras", label_names=CLASSES, image_size=size, input_size=size).write(path)
     with pytest.raises(UserError, match="refusing to load a Lambda layer"):
         serving_model(load_classifier(path))
     assert not (tmp_path / "export").exists()

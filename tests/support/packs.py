@@ -12,6 +12,7 @@ from imgclf.data.indexing import build_index
 from imgclf.data.inputs import PackInfo
 from imgclf.data.packing import pack_split
 from imgclf.data.splitting import split_manifest
+from imgclf.models.modelcard import ModelCard
 from support.params import make_params
 
 PACKED_SIZE = (20, 24)  # (h, w) of `pack_folder`'s images
@@ -42,6 +43,14 @@ def tiny_pack(path: Path) -> PackInfo:
     labels = (images.mean(axis=(1, 2, 3)) > 127).astype(np.int64)
     write_pack(path, images, labels, ["dark", "bright"], chunk_rows=8)
     return PackInfo.read(path)
+
+
+def tiny_pack_card(model: str, input_size: tuple[int, int]) -> ModelCard:
+    """The model card of a Keras model trained on `tiny_pack`."""
+    labels = ("dark", "bright")
+    return ModelCard(
+        kind="keras", model=model, label_names=labels, image_size=(6, 6), input_size=input_size
+    )
 
 
 def folder_splits(folder: Path) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from imgclf.core.catalogue import ENSEMBLE, cnn_name, cnn_seed, model_names
 from imgclf.core.errors import ConfigError
 
 
@@ -426,15 +427,13 @@ class Params(Section):
                 "cnn.crop", list(self.cnn.crop), f"at most base.image_size = {[height, width]}"
             )
         for member in self.ensemble.members:
-            seed = member.removeprefix("cnn/seed")
-            if seed != member and int(seed) not in self.cnn.seeds:
+            if (seed := cnn_seed(member)) is not None and seed not in self.cnn.seeds:
                 raise InvalidParam(
                     "ensemble.members",
                     list(self.ensemble.members),
                     f"seeds listed in cnn.seeds ({list(self.cnn.seeds)})",
                 )
-        seed = self.export.model.removeprefix("cnn/seed")
-        if seed != self.export.model and int(seed) not in self.cnn.seeds:
+        if (seed := cnn_seed(self.export.model)) is not None and seed not in self.cnn.seeds:
             raise InvalidParam(
                 "export.model",
                 self.export.model,
@@ -443,18 +442,18 @@ class Params(Section):
 
     def predicted_models(self) -> list[str]:
         """Every model the pipeline makes predictions for, as named under data/predictions."""
-        return [*(f"cnn/seed{seed}" for seed in self.cnn.seeds), "logreg", "finetune", "ensemble"]
+        return model_names(self.cnn.seeds)
 
     def exportable_models(self) -> list[str]:
         """The models `export.model: chosen` chooses from: every single model (not the
         ensemble, which is several)."""
-        return [name for name in self.predicted_models() if name != "ensemble"]
+        return [name for name in self.predicted_models() if name != ENSEMBLE]
 
     def ensemble_members(self) -> list[str]:
         """The ensemble's members with "cnn" expanded to every seed, e.g. cnn/seed0."""
         names: list[str] = []
         for member in self.ensemble.members:
-            expanded = [f"cnn/seed{seed}" for seed in self.cnn.seeds]
+            expanded = [cnn_name(seed) for seed in self.cnn.seeds]
             names += expanded if member == "cnn" else [member]
         return list(dict.fromkeys(names))
 

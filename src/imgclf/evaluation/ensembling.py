@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.core.catalogue import seed_files
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import remove_stale
 from imgclf.data.hdf5io import SplitPredictions
@@ -19,12 +20,8 @@ def remove_dropped_seeds(seeds: Sequence[int], predictions: Path, models: Path) 
     makes them now): gone before DVC hashes the dependencies of the stage that calls this
     (ensemble, and export, which reads the same folders and may run first), so the lock
     holds what a fresh clone has."""
-    kept = {
-        predictions: [f"seed{seed}.h5" for seed in seeds],
-        models: [
-            name for seed in seeds for name in (f"seed{seed}.keras", f"seed{seed}.keras.state")
-        ],
-    }
+    owned = seed_files(seeds)
+    kept = {predictions: owned["predictions"], models: owned["models"]}
     for folder, keep in kept.items():
         if removed := remove_stale(folder, keep):
             log.info("removed what dropped seeds left in %s: %s", folder, ", ".join(removed))

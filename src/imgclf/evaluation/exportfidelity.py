@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.core.catalogue import predictions_file
 from imgclf.core.config import Params
 from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions, load_predictions, prediction_attrs
@@ -30,7 +31,7 @@ def model_to_export(params: Params, predictions: Path) -> tuple[str, str]:
         return params.export.model, "export.model"
     candidates = {}
     for name in params.exportable_models():
-        splits, label_names = load_predictions(predictions / f"{name}.h5")
+        splits, label_names = load_predictions(predictions_file(predictions, name))
         candidates[name] = model_metrics(splits, len(label_names), params.base.seed)
     return choose_model(candidates), CHOICE_RULE
 
@@ -42,7 +43,7 @@ def score_export(
     (`model_metrics`), plus its comparison with the source model on test."""
     splits, label_names = load_predictions(path)
     source = prediction_attrs(path).get("source")
-    source_path = predictions / f"{source}.h5"
+    source_path = predictions_file(predictions, source)
     if list(label_names) != list(classes) or not source_path.is_file():
         raise UserError(f"{path}: not an export of one of this run's models; rerun export")
     original, _ = load_predictions(source_path)

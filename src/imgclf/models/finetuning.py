@@ -3,7 +3,6 @@ with the body frozen, then the body's top layers unfrozen and trained at a low r
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 import keras
 import tensorflow as tf
@@ -12,6 +11,7 @@ from imgclf.core.config import FinetuneParams, ScheduleParams
 from imgclf.core.errors import UserError
 from imgclf.models.distributed import fit_with_strategy
 from imgclf.models.features import pooling_layer
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.predicting import load_keras_model
 from imgclf.models.training import (
     RunPaths,
@@ -145,7 +145,7 @@ def finetune_two_phases(
     model_path: Path,
     curves: Path,
     run_id: str,
-    metadata: dict[str, Any],
+    card: ModelCard,
     class_weight: dict[int, float] | None = None,
 ) -> list[str]:
     """Warm the new head up with the body frozen, then train it with the body's top layers;
@@ -197,7 +197,7 @@ def finetune_two_phases(
         val,
         epochs=params.epochs,
         paths=RunPaths(model_path, curves / "finetune.csv"),
-        metadata=metadata,
+        card=card,
         **run,
     )
     shutil.rmtree(warmup.state, ignore_errors=True)

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import atomic_output
 from imgclf.core.integrity import check_intact
-from imgclf.models.modelmeta import write_metadata
+from imgclf.models.modelcard import ModelCard
 
 # Every type inside a stored model; anything else in a file is refused.
 TRUSTED_TYPES = [
@@ -87,11 +87,11 @@ def search_logreg(
     return model, summary
 
 
-def save_logreg(model: Pipeline, path: Path | str, metadata: dict[str, Any]) -> None:
-    """Write the model in skops format with its metadata (see `modelmeta`) inside."""
+def save_logreg(model: Pipeline, path: Path | str, card: ModelCard) -> None:
+    """Write the model in skops format with its card (see `modelcard`) inside."""
     with atomic_output(path) as temporary:
         sio.dump(model, temporary)
-        write_metadata(temporary, metadata)
+        card.write(temporary)
 
 
 def load_logreg(path: Path | str) -> Pipeline:

@@ -25,7 +25,7 @@ from imgclf.core.errors import UserError
 from imgclf.core.fileio import atomic_output
 from imgclf.models.checkpoint import MONITOR
 from imgclf.models.curves import append_epoch
-from imgclf.models.modelmeta import write_metadata
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.training import RunPaths, TrainingData
 
 log = logging.getLogger("imgclf.models.multiworker")
@@ -79,7 +79,7 @@ def fit_multi_worker(
     epochs: int,
     steps_per_epoch: int,
     paths: RunPaths,
-    metadata: dict[str, Any] | None = None,
+    card: ModelCard | None = None,
     verbose: int = 2,
     keep_state: bool = False,
 ) -> int:
@@ -112,8 +112,8 @@ def fit_multi_worker(
     if chief:
         with atomic_output(paths.model) as temporary:
             shutil.copyfile(work / "best.keras", temporary)
-            if metadata is not None:
-                write_metadata(temporary, metadata)
+            if card is not None:
+                card.write(temporary)
         with atomic_output(paths.curves) as temporary:
             shutil.copyfile(work / "curves.csv", temporary)
         if not keep_state:

@@ -28,7 +28,7 @@ from imgclf.core.config import OptimizerParams, ScheduleParams
 from imgclf.core.fileio import atomic_output
 from imgclf.data.hdf5io import PackReader
 from imgclf.models.checkpoint import RunState
-from imgclf.models.modelmeta import write_metadata
+from imgclf.models.modelcard import ModelCard
 
 
 def build_schedule(
@@ -133,14 +133,14 @@ def fit_resumable(
     paths: RunPaths,
     run_id: str,
     callbacks: Sequence[keras.callbacks.Callback] = (),
-    metadata: dict[str, Any] | None = None,
+    card: ModelCard | None = None,
     verbose: int = 2,
     keep_state: bool = False,
     class_weight: dict[int, float] | None = None,
 ) -> int:
     """Fit `model` (compiled) for `epochs`, resuming an interrupted run with the same
-    `run_id`; write the best-on-val model to `paths.model`, with `metadata` inside it (see
-    `modelmeta`), and the curves to `paths.curves`. `train(first_epoch=k)` gives the batches
+    `run_id`; write the best-on-val model to `paths.model`, with its `card` inside it (see
+    `modelcard`), and the curves to `paths.curves`. `train(first_epoch=k)` gives the batches
     of epochs k, k + 1, ... `keep_state` keeps the finished state, so that a later phase can be
     resumed without training this one again. Returns the number of epochs trained here."""
     state = RunState(paths.state, run_id)
@@ -159,8 +159,8 @@ def fit_resumable(
         )
     with atomic_output(paths.model) as temporary:
         shutil.copyfile(state.best_model, temporary)
-        if metadata is not None:
-            write_metadata(temporary, metadata)
+        if card is not None:
+            card.write(temporary)
     with atomic_output(paths.curves) as temporary:
         shutil.copyfile(state.curves, temporary)
     if not keep_state:

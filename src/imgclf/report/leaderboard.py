@@ -10,17 +10,18 @@ from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_json
 from imgclf.evaluation.calibration import BINS
 from imgclf.evaluation.metrics import CHOICE_RULE
+from imgclf.models.modelcard import ModelCard
 from imgclf.report.loading import ModelResult
 from imgclf.report.markdown import code, table
 
 CENTRE_CROP = ("test accuracy, centre crop only", "test_1crop.accuracy")  # with 10 crops
 
 
-def describe(name: str, params: Params, backbone: dict[str, Any] | None) -> str:
+def describe(name: str, params: Params, backbone: ModelCard | None) -> str:
     """What a model is, in a few words."""
     if name.startswith("cnn/"):
         return f"{params.cnn.arch} from scratch"
-    arch = backbone["arch"] if backbone else params.backbone.arch
+    arch = backbone.arch if backbone else params.backbone.arch
     return {
         "logreg": f"logistic regression on {arch} features",
         "finetune": f"{arch} backbone fine-tuned",
@@ -34,7 +35,7 @@ def models_section(
     missing: list[str],
     summary: dict[str, Any] | None,
     logreg_search: Path,
-    backbone: dict[str, Any] | None,
+    backbone: ModelCard | None,
 ) -> list[str]:
     """The table (rows = models, the chosen one first) and the notes under it."""
     if not results or summary is None:

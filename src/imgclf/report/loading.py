@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imgclf.core.catalogue import metrics_file
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_csv, read_json
 from imgclf.data.hdf5io import PackReader, SplitPredictions, load_predictions
 from imgclf.evaluation.metrics import choice_order
 from imgclf.models.curves import read_curves
-from imgclf.models.modelmeta import read_metadata
+from imgclf.models.modelcard import ModelCard
 
 REQUIRED_METRICS = (
     "test.accuracy",
@@ -104,14 +105,9 @@ def read_class_names(pack: Path) -> list[str]:
         return reader.label_names
 
 
-def read_backbone(path: Path) -> dict[str, Any] | None:
-    """The backbone's metadata (arch, weights, image_size); None if there is no backbone."""
-    if not path.is_file():
-        return None
-    metadata = read_metadata(path)
-    if not all(isinstance(metadata.get(key), str) for key in ("arch", "weights")):
-        raise UserError(f"{path}: metadata has no arch or weights; rerun the backbone stage")
-    return metadata
+def read_backbone(path: Path) -> ModelCard | None:
+    """The backbone's model card (arch, weights, image_size); None if there is no backbone."""
+    return ModelCard.read(path) if path.is_file() else None
 
 
 def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], list[str]]:
@@ -119,7 +115,7 @@ def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], lis
     val accuracy first); the names without."""
     results, missing = [], []
     for name in names:
-        path = folder / f"{name}.json"
+        path = metrics_file(folder, name)
         if not path.is_file():
             missing.append(name)
             continue

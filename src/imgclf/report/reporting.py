@@ -9,12 +9,14 @@ depends on the clock or the file system's order: the same run gives the same byt
 """
 
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from imgclf.core.catalogue import cnn_name, curves_path, predictions_file
 from imgclf.core.config import Params
 from imgclf.core.fileio import atomic_output
 from imgclf.data.hdf5io import SplitPredictions
 from imgclf.evaluation.calibration import BINS, apply_temperature, reliability
+from imgclf.models.modelcard import ModelCard
 from imgclf.report.auditreport import audit_section
 from imgclf.report.deployment import export_section
 from imgclf.report.figures import (
@@ -89,7 +91,7 @@ def answer_section(results: list[ModelResult], inputs: ReportInputs) -> list[str
         f"(accuracy {metrics['val.accuracy']:.3f}). On the test images it scores "
         f"**{metrics['test.accuracy']:.3f}** accuracy, 95 % interval "
         f"{metrics['test.accuracy_lo']:.3f} to {metrics['test.accuracy_hi']:.3f} (Wilson). "
-        f"Its predictions are {code(str(inputs.predictions / f'{chosen.name}.h5'))}.",
+        f"Its predictions are {code(str(predictions_file(inputs.predictions, chosen.name)))}.",
     ]
 
 
@@ -117,11 +119,11 @@ def dataset_section(params: Params, inputs: ReportInputs) -> list[str]:
     return ["## Dataset", "", text, "", rejected, *(["", *items] if items else [])]
 
 
-def backbone_section(params: Params, backbone: dict[str, Any] | None, path: Path) -> list[str]:
+def backbone_section(params: Params, backbone: ModelCard | None, path: Path) -> list[str]:
     """The backbone's architecture and where its weights came from; a warning for none."""
     if backbone is None:
         return ["## Backbone", "", f"No backbone in this run ({code(str(path))} is missing)."]
-    weights = backbone["weights"]
+    weights = backbone.weights
     origin = {
         "imagenet": "ImageNet weights (Keras Applications)",
         "pretrain": (
@@ -131,10 +133,10 @@ def backbone_section(params: Params, backbone: dict[str, Any] | None, path: Path
         ),
         "none": "random weights (`backbone.weights: none`, for smoke tests)",
     }.get(weights, f"weights loaded from the file {code(weights)}")
-    size = "×".join(str(side) for side in backbone.get("image_size", []))
+    size = "×".join(str(side) for side in backbone.image_size)
     text = (
         "The transfer-learning models (`logreg` on the backbone's features, `finetune`) build "
-        f"on a {code(backbone['arch'])} backbone{f' ({size} inputs)' if size else ''} "
+        f"on a {code(backbone.arch)} backbone{f' ({size} inputs)' if size else ''} "
         f"with {origin}."
     )
     if weights == "none":
@@ -161,10 +163,10 @@ def training_families(params: Params, training: Path, weights: str) -> list[Fami
     cnn = [
         (f"seed {seed}", curves)
         for seed in params.cnn.seeds
-        if (curves := load_curves(training / "cnn" / f"seed{seed}.csv"))
+        if (curves := load_curves(curves_path(training, cnn_name(seed))))
     ]
     warmup, tune = (
-        load_curves(training / "finetune" / f"{phase}.csv") for phase in ("warmup", "finetune")
+        load_curves(curves_path(training, "finetune") / f"{phase}.csv") for phase in PHASES
     )
     boundary = warmup.epochs if warmup and tune else None
     finetune = join_phases(warmup, tune) if warmup and tune else warmup or tune
@@ -191,10 +193,10 @@ def training_families(params: Params, training: Path, weights: str) -> list[Fami
 
 
 def training_section(
-    params: Params, training: Path, figures: FigureFolder, backbone: dict[str, Any] | None
+    params: Params, training: Path, figures: FigureFolder, backbone: ModelCard | None
 ) -> list[str]:
     """Loss and accuracy per epoch, one figure per trained model family."""
-    weights = backbone["weights"] if backbone else params.backbone.weights
+    weights = backbone.weights if backbone else params.backbone.weights
     lines = ["## Training curves", "", "Loss and accuracy per epoch: train solid, val dashed."]
     for family in training_families(params, training, weights):
         lines += ["", f"### {family.title}", ""]
@@ -215,7 +217,7 @@ def calibration_section(
     title = "Reliability on test"
     curves = []
     chosen = results[0] if results else None
-    path = predictions / f"{chosen.name}.h5" if chosen else None
+    path = predictions_file(predictions, chosen.name) if chosen else None
     if chosen is None or not path.is_file():
         return ["## Calibration", "", "No predictions of the chosen model in this run."]
     test, _ = load_test_predictions(path)
@@ -245,7 +247,7 @@ def chosen_model_section(
     if not results:
         return ["## Chosen model", "", "No model metrics in this run."]
     chosen = results[0].name
-    path = inputs.predictions / f"{chosen}.h5"
+    path = predictions_file(inputs.predictions, chosen)
     if not path.is_file():
         return ["## Chosen model", "", f"No predictions of {code(chosen)} ({code(str(path))})."]
     test, names = load_test_predictions(path)

@@ -4,7 +4,7 @@ Keras classifiers (`cnn` seeds, `finetune`) run as they are; a logistic regressi
 runs on the pooled features of the backbone its metadata names. Every image is prepared as
 the pack stage prepared the training images (same decoding, JPEG reduced decoding included,
 same aspect-aware resize, then the evaluation centre crop), with every size read from the
-metadata stored inside the model file (see `imgclf.models.modelmeta`), so it cannot drift.
+model card stored inside the model file (see `imgclf.models.modelcard`), so it cannot drift.
 """
 
 import itertools
@@ -17,17 +17,17 @@ from typing import Any
 import numpy as np
 
 from imgclf.core.errors import UserError
-from imgclf.data.imaging import INTERPOLATIONS, ImageError, load_like_pack
+from imgclf.data.imaging import ImageError, load_like_pack
 from imgclf.data.inputs import centre_crop
 from imgclf.models.features import feature_extractor
 from imgclf.models.logistic import load_logreg
-from imgclf.models.modelmeta import read_metadata
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.predicting import load_keras_model, ten_crops
 
 
 @dataclass(frozen=True)
 class Classifier:
-    """A loaded model and the shape of what it takes, from the model file's metadata."""
+    """A loaded model and the shape of what it takes, from the model file's card."""
 
     label_names: tuple[str, ...]
     image_size: tuple[int, int]  # the packed size (h, w): aspect-aware resize to this
@@ -51,66 +51,48 @@ class Classifier:
         return np.asarray(output).reshape(10, len(packed), -1).mean(axis=0)
 
 
-def model_file(models: Path, name: str) -> Path:
-    """Where the pipeline writes model `name` (cnn/seed0, finetune, logreg) under `models`."""
-    return models / f"{name}{'.skops' if name == 'logreg' else '.keras'}"
-
-
 def load_classifier(path: Path | str) -> Classifier:
     """A Keras classifier or a logistic regression (through its backbone) the pipeline wrote."""
     path = Path(path)
-    metadata = read_metadata(path)
-    kind = metadata.get("kind")
-    if kind == "keras":
-        return _keras_classifier(path, metadata)
-    if kind == "logreg":
-        return _logreg_classifier(path, metadata)
+    card = ModelCard.read(path)
+    if card.kind == "keras":
+        return _keras_classifier(path, card)
+    if card.kind == "logreg":
+        return _logreg_classifier(path, card)
     raise UserError(
-        f"{path}: a model of kind {kind!r} does not classify images; "
+        f"{path}: a model of kind {card.kind!r} does not classify images; "
         "use a cnn, finetune or logreg model"
     )
 
 
-def _keras_classifier(path: Path, metadata: dict[str, Any]) -> Classifier:
+def _keras_classifier(path: Path, card: ModelCard) -> Classifier:
     model = load_keras_model(path)
-    labels = tuple(_field(path, metadata, "label_names"))
-    image_size = _size(path, metadata, "image_size")
-    input_size = _size(path, metadata, "input_size")
+    labels, image_size, input_size = card.label_names, card.image_size, card.input_size
     if input_size[0] > image_size[0] or input_size[1] > image_size[1]:
         raise UserError(
-            f"{path}: metadata input_size {input_size} exceeds image_size {image_size}"
+            f"{path}: its model card's input_size {input_size} exceeds image_size {image_size}"
         )
     if tuple(model.input_shape[1:3]) != input_size or model.output_shape[-1] != len(labels):
         raise UserError(
             f"{path}: the model takes {model.input_shape[1:3]} and predicts "
-            f"{model.output_shape[-1]} classes, its metadata says {input_size} and {len(labels)}"
+            f"{model.output_shape[-1]} classes, its model card says {input_size} and "
+            f"{len(labels)}"
         )
     return Classifier(
-        labels,
-        image_size,
-        input_size,
-        _interpolation(path, metadata),
-        model.predict_on_batch,
-        model=model,
+        labels, image_size, input_size, _interpolation(card), model.predict_on_batch, model=model
     )
 
 
-def _logreg_classifier(path: Path, metadata: dict[str, Any]) -> Classifier:
+def _logreg_classifier(path: Path, card: ModelCard) -> Classifier:
     model = load_logreg(path)
-    labels = tuple(_field(path, metadata, "label_names"))
-    image_size = _size(path, metadata, "image_size")
-    relative = _field(path, metadata, "backbone")
-    # The logreg stage wrote os.path.relpath(backbone, model folder); normpath undoes it.
-    backbone_path = Path(os.path.normpath(path.parent / relative))
+    labels, image_size = card.label_names, card.image_size
+    backbone_path = card.backbone_path(path)
     if not backbone_path.is_file():
         raise UserError(
             f"{path}: its backbone {backbone_path} is missing "
-            f"(stored as {relative!r}, relative to the model's folder)"
+            f"(stored as {card.backbone!r}, relative to the model's folder)"
         )
-    pooling = _field(path, metadata, "pooling")
-    if pooling not in ("avg", "max", "flatten"):
-        raise UserError(f"{path}: metadata pooling = {pooling!r}; expected avg, max or flatten")
-    extractor = feature_extractor(load_keras_model(backbone_path), pooling)
+    extractor = feature_extractor(load_keras_model(backbone_path), card.pooling)
     if tuple(extractor.input_shape[1:3]) != image_size:
         raise UserError(
             f"{backbone_path}: takes {extractor.input_shape[1:3]} images, "
@@ -127,38 +109,16 @@ def _logreg_classifier(path: Path, metadata: dict[str, Any]) -> Classifier:
         labels,
         image_size,
         image_size,
-        _interpolation(path, metadata),
+        _interpolation(card),
         predict,
         croppable=False,
         model=(extractor, model),
     )
 
 
-def _field(path: Path, metadata: dict[str, Any], key: str) -> Any:
-    if key not in metadata:
-        raise UserError(f"{path}: its metadata has no {key!r}; rerun the stage that wrote it")
-    return metadata[key]
-
-
-def _size(path: Path, metadata: dict[str, Any], key: str) -> tuple[int, int]:
-    value = _field(path, metadata, key)
-    if not (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(side, int) and side > 0 for side in value)
-    ):
-        raise UserError(f"{path}: metadata {key} = {value!r}; expected [height, width]")
-    return value[0], value[1]
-
-
-def _interpolation(path: Path, metadata: dict[str, Any]) -> str:
-    # Stages that do not record pack.interpolation packed with the pipeline default, area.
-    value = metadata.get("interpolation", "area")
-    if value not in INTERPOLATIONS:
-        raise UserError(
-            f"{path}: metadata interpolation = {value!r}; expected area, linear or cubic"
-        )
-    return value
+def _interpolation(card: ModelCard) -> str:
+    # Stages that did not record pack.interpolation packed with the pipeline default, area.
+    return card.interpolation or "area"
 
 
 def load_packed(path: str, size: tuple[int, int], interpolation: str) -> np.ndarray:

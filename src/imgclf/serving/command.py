@@ -38,12 +38,13 @@ from typing import TextIO
 
 import numpy as np
 
+from imgclf.core.catalogue import metrics_file, model_file
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import atomic_output, read_json
 from imgclf.core.stage import run_stage
 from imgclf.evaluation.calibration import apply_temperature
 from imgclf.models.runtime import setup
-from imgclf.serving.classifier import classify_paths, load_classifier, model_file
+from imgclf.serving.classifier import classify_paths, load_classifier
 from imgclf.serving.exportedmodels import (
     SavedModelRunner,
     classify_files,
@@ -142,7 +143,7 @@ def chosen_model(summary: Path, models: Path, metrics: Path) -> Choice:
             f"{summary}: the chosen model is the ensemble, which is several models; "
             "pass --model with one of its members"
         )
-    values = read_json(metrics / f"{name}.json")
+    values = read_json(metrics_file(metrics, name))
     return Choice(
         model_file(models, name),
         10 if "test_1crop.accuracy" in values else 1,
