@@ -2,21 +2,14 @@
 layers unfrozen at a low learning rate (book ch. 5, Chollet's recipe)."""
 
 import argparse
-import dataclasses
-import functools
 import logging
-import math
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.core.config import load_params
 from imgclf.core.stage import run_stage
-from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
-from imgclf.models.distributed import global_batch_size, make_strategy
-from imgclf.models.finetuning import finetune_two_phases
-from imgclf.models.modelcard import ModelCard
+from imgclf.models.finetuning import finetune
 from imgclf.models.runtime import setup
-from imgclf.models.training import class_weights, fingerprint
 
 log = logging.getLogger("imgclf.finetune")
 
@@ -32,47 +25,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    tune, seed = params.finetune, params.base.seed
-    setup(seed, params.base.deterministic)  # first: before TensorFlow runs anything
-    strategy = make_strategy(params.train.strategy)
-    train, val = PackInfo.read(args.train), PackInfo.read(args.val)
-    batch = global_batch_size(tune.batch_size, strategy)
-    augmentation = build_augmentation(**dataclasses.asdict(tune.augment), seed=seed)
-    train_data = functools.partial(
-        training_dataset,
-        train,
-        batch_size=batch,
-        seed=seed,
-        crop=train.image_shape[:2],
-        augmentation=augmentation,
-    )
-    val_data = evaluation_dataset(val, batch_size=batch)
-    settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.train.strategy}
-    backbone = ModelCard.read(args.backbone)
-    card = ModelCard(
-        kind="keras",
-        model="finetune",
-        label_names=train.label_names,
-        image_size=train.image_shape[:2],
-        input_size=train.image_shape[:2],
-        interpolation=train.interpolation,
-        arch=backbone.arch,
-        weights=backbone.weights,
-    )
-    trainable = finetune_two_phases(
-        strategy,
-        args.backbone,
-        train_data,
-        val_data,
-        tune,
-        classes=len(train.label_names),
-        steps_per_epoch=math.ceil(train.count / batch),
-        model_path=args.model,
-        curves=args.curves,
-        run_id=fingerprint(settings, [args.backbone, args.train, args.val]),
-        card=card,
-        class_weight=class_weights(tune.class_weight, args.train),
-    )
+    setup(params.base.seed, params.base.deterministic)  # first: before TensorFlow runs anything
+    trainable = finetune(params, args.backbone, args.train, args.val, args.model, args.curves)
     log.info(
         "phase 2 trained the head and %d backbone layers: %s", len(trainable), ", ".join(trainable)
     )

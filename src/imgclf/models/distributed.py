@@ -10,13 +10,20 @@ start-up); build, load and compile models inside `strategy.scope()`; give pipeli
 batch.
 """
 
+import dataclasses
+import functools
 import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from imgclf.core.config import AugmentParams
 from imgclf.core.errors import ConfigError
+from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.models.multiworker import fit_multi_worker, read_tf_config, statistics_averager
 from imgclf.models.training import TrainingData, fit_resumable
 
@@ -99,3 +106,51 @@ class AverageBatchStatistics(keras.callbacks.Callback):
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self.average()
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a training run under a strategy trains and validates on: global batches of the
+    train pack (as `training_dataset` from a given epoch on) and of the val pack."""
+
+    strategy: tf.distribute.Strategy
+    train: PackInfo
+    batch: int  # the global batch: `per_replica` on each replica
+    train_data: TrainingData
+    val_data: tf.data.Dataset
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.train.count / self.batch)
+
+
+def run_data(
+    strategy: str,
+    train_pack: Path,
+    val_pack: Path,
+    *,
+    per_replica: int,
+    seed: int,
+    crop: tuple[int, int] | None,
+    augment: AugmentParams,
+    cache: bool = False,
+) -> RunData:
+    """The strategy (made first: see the module's note), and the packs' batches cropped to
+    `crop` (random crops and `augment` for train, the centre crop for val; None: the packed
+    size, so only flips and `augment` vary the train images)."""
+    made = make_strategy(strategy)
+    train, val = PackInfo.read(train_pack), PackInfo.read(val_pack)
+    batch = global_batch_size(per_replica, made)
+    crop = crop or train.image_shape[:2]
+    augmentation = build_augmentation(**dataclasses.asdict(augment), seed=seed)
+    train_data = functools.partial(
+        training_dataset,
+        train,
+        batch_size=batch,
+        seed=seed,
+        crop=crop,
+        augmentation=augmentation,
+        cache=cache,
+    )
+    val_data = evaluation_dataset(val, batch_size=batch, crop=crop)
+    return RunData(made, train, batch, train_data, val_data)

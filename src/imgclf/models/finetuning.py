@@ -1,15 +1,16 @@
 """Fine-tuning (book ch. 5, Chollet's recipe): a new head on a pretrained body, warmed up
 with the body frozen, then the body's top layers unfrozen and trained at a low rate."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from imgclf.core.config import FinetuneParams, ScheduleParams
+from imgclf.core.config import FinetuneParams, Params, ScheduleParams
 from imgclf.core.errors import UserError
-from imgclf.models.distributed import fit_with_strategy
+from imgclf.models.distributed import fit_with_strategy, run_data
 from imgclf.models.features import pooling_layer
 from imgclf.models.modelcard import ModelCard
 from imgclf.models.predicting import load_keras_model
@@ -17,7 +18,9 @@ from imgclf.models.training import (
     RunPaths,
     TrainingData,
     build_optimizer,
+    class_weights,
     compile_classifier,
+    fingerprint,
 )
 
 # Fine-tuning keeps each phase's learning rate constant, as the book does.
@@ -203,3 +206,47 @@ def finetune_two_phases(
     shutil.rmtree(warmup.state, ignore_errors=True)
     warmup.model.unlink(missing_ok=True)
     return trainable
+
+
+def finetune(
+    params: Params, backbone: Path, train_pack: Path, val_pack: Path, model: Path, curves: Path
+) -> list[str]:
+    """The finetune stage's work: `finetune_two_phases` on the packs at their full size under
+    `train.strategy`, resumably, the model with its card. Returns the backbone layers trained
+    in phase 2."""
+    tune, seed = params.finetune, params.base.seed
+    data = run_data(
+        params.train.strategy,
+        train_pack,
+        val_pack,
+        per_replica=tune.batch_size,
+        seed=seed,
+        crop=None,
+        augment=tune.augment,
+    )
+    settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.train.strategy}
+    body = ModelCard.read(backbone)
+    card = ModelCard(
+        kind="keras",
+        model="finetune",
+        label_names=data.train.label_names,
+        image_size=data.train.image_shape[:2],
+        input_size=data.train.image_shape[:2],
+        interpolation=data.train.interpolation,
+        arch=body.arch,
+        weights=body.weights,
+    )
+    return finetune_two_phases(
+        data.strategy,
+        backbone,
+        data.train_data,
+        data.val_data,
+        tune,
+        classes=len(data.train.label_names),
+        steps_per_epoch=data.steps_per_epoch,
+        model_path=model,
+        curves=curves,
+        run_id=fingerprint(settings, [backbone, train_pack, val_pack]),
+        card=card,
+        class_weight=class_weights(tune.class_weight, train_pack),
+    )

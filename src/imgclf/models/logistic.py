@@ -4,6 +4,7 @@ Models are stored in skops format, never pickle: a pickle pulled from a shared r
 run arbitrary code when loaded. Loading accepts only the types this module writes.
 """
 
+import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +17,11 @@ from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedKFo
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from imgclf.core.config import Params
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import atomic_output
 from imgclf.core.integrity import check_intact
+from imgclf.data.hdf5io import load_features
 from imgclf.models.modelcard import ModelCard
 
 # Every type inside a stored model; anything else in a file is refused.
@@ -85,6 +88,46 @@ def search_logreg(
         ],
     }
     return model, summary
+
+
+def train_logreg(
+    params: Params, train_path: Path, val_path: Path, backbone: Path, model_path: Path
+) -> dict[str, Any]:
+    """The logreg stage's work: `search_logreg` on the train and val features, the model
+    saved with its card (which names `backbone`, the features' backbone). Returns the
+    search's summary."""
+    train, val = load_features(train_path), load_features(val_path)
+    if val.label_names != train.label_names:
+        raise UserError(
+            f"{val_path}: classes {val.label_names}, but {train_path} has {train.label_names}; "
+            "rerun the features stages (dvc repro)"
+        )
+    settings = params.logreg
+    model, summary = search_logreg(
+        (train.features, train.labels),
+        (val.features, val.labels),
+        grid=settings.C,
+        select=settings.select,
+        folds=settings.folds,
+        max_iter=settings.max_iter,
+        seed=params.base.seed,
+        class_weight=settings.class_weight,
+    )
+    body = ModelCard.read(backbone)
+    card = ModelCard(
+        kind="logreg",
+        model="logreg",
+        label_names=train.label_names,
+        # Relative to the model's folder, so a cloned or moved repository still resolves it.
+        backbone=Path(os.path.relpath(backbone, model_path.parent)).as_posix(),
+        pooling=train.attrs["pooling"],
+        interpolation=train.attrs["interpolation"],
+        arch=body.arch,
+        weights=body.weights,
+        image_size=body.image_size,
+    )
+    save_logreg(model, model_path, card)
+    return summary
 
 
 def save_logreg(model: Pipeline, path: Path | str, card: ModelCard) -> None:

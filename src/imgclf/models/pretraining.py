@@ -7,17 +7,22 @@ is trained on those packs, and its convolutional body is kept.
 
 import dataclasses
 import functools
+import logging
 import math
+import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from imgclf.core.config import PretrainParams
+from imgclf.core.config import Params, PretrainParams
+from imgclf.core.fileio import atomic_output, remove_stale, write_csv
 from imgclf.data.inputs import PackInfo, build_augmentation, evaluation_dataset, training_dataset
 from imgclf.data.means import channel_means
 from imgclf.models.architectures import ARCHITECTURES, body_of, build_architecture
 from imgclf.models.backbones import build_backbone
+from imgclf.models.curves import empty_curves
+from imgclf.models.modelcard import ModelCard
 from imgclf.models.training import (
     RunPaths,
     build_optimizer,
@@ -42,6 +47,45 @@ def build_pretraining_model(
     pooled = keras.layers.GlobalAveragePooling2D()(body.output)
     outputs = keras.layers.Dense(classes, activation="softmax", name="predictions")(pooled)
     return keras.Model(body.input, outputs, name=f"{arch}_pretraining")
+
+
+log = logging.getLogger("imgclf.models.pretraining")
+
+
+def make_backbone(
+    params: Params, out: Path, curves: Path, pretrain_packs: Path, pretrain_splits: Path
+) -> keras.Model:
+    """The backbone stage's work: `backbone.arch` pretrained on the pretraining packs
+    (`weights: pretrain`) or built with its weights, saved to `out` with its card; the
+    pretraining curves go to `curves` (no row without pretraining). Returns the body."""
+    spec, size = params.backbone, params.base.image_size
+    if spec.weights == "pretrain":
+        work = out.with_name(out.name + ".work")
+        body = pretrain_backbone(
+            spec.arch,
+            size,
+            spec.pretrain,
+            seed=params.base.seed,
+            packs=pretrain_packs,
+            work=work,
+            curves=curves,
+        )
+        shutil.rmtree(work)
+    else:
+        # Left from a run that pretrained: no stage makes them now (see fileio.remove_stale).
+        for folder in (pretrain_packs, pretrain_splits):
+            if removed := remove_stale(folder, keep=()):
+                log.info("removed %s from %s: no longer pretraining", ", ".join(removed), folder)
+        write_csv(curves, empty_curves())
+        body = build_backbone(spec.arch, (*size, 3), spec.weights)
+        if spec.weights == "none":
+            log.warning("backbone.weights = none: random weights, for smoke tests only")
+    with atomic_output(out) as temporary:
+        body.save(temporary)
+        ModelCard(kind="backbone", arch=spec.arch, weights=spec.weights, image_size=size).write(
+            temporary
+        )
+    return body
 
 
 def pretrain_backbone(
