@@ -50,7 +50,7 @@ def test_repo_params_load() -> None:
         ("data", {"max_rejected": 2.0}, "data.max_rejected = 2.0"),
         ("pack", {"interpolation": "nearest"}, "pack.interpolation"),
         ("pack", {"batch_size": 0}, "pack.batch_size = 0"),
-        ("train", {"strategy": "horovod"}, "expected one of default, mirrored, multi_worker"),
+        ("distribute", {"strategy": "horovod"}, "expected one of default, mirrored, multi_worker"),
         ("cnn", {"crop": [40, 28]}, "cnn.crop = [40, 28] is not allowed; expected at most"),
         ("cnn", {"seeds": []}, "cnn.seeds = []"),
         ("export", {"model": "ensemble"}, "expected chosen, cnn/seed<N>, finetune or logreg"),

@@ -324,7 +324,7 @@ class FinetuneParams(Section):
 
 
 @dataclass(frozen=True)
-class TrainParams(Section):
+class DistributeParams(Section):
     """How the training stages (`cnn`, `finetune`) spread over devices and machines."""
 
     # default: one device | mirrored: every GPU (or logical CPU) of this machine |
@@ -413,7 +413,7 @@ class Params(Section):
     features: FeaturesParams
     logreg: LogregParams
     finetune: FinetuneParams
-    train: TrainParams
+    distribute: DistributeParams
     predict: PredictParams
     ensemble: EnsembleParams
     evaluate: EvaluateParams

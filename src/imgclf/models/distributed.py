@@ -1,4 +1,4 @@
-"""Training on several devices or machines with `tf.distribute` (`train.strategy`).
+"""Training on several devices or machines with `tf.distribute` (`distribute.strategy`).
 
 `default` is plain Keras; `mirrored` puts one replica on each GPU (or logical CPU device, see
 `split_cpu`) of one process and trains with Keras `fit`; `multi_worker` runs one process per
@@ -58,7 +58,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         read_tf_config(required=True)  # one clear line instead of a gRPC error
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ConfigError(f"train.strategy: unknown {name!r}; choose one of: {', '.join(STRATEGIES)}")
+    choices = ", ".join(STRATEGIES)
+    raise ConfigError(f"distribute.strategy: unknown {name!r}; choose one of: {choices}")
 
 
 def replicas(strategy: tf.distribute.Strategy) -> int:
@@ -85,7 +86,7 @@ def fit_with_strategy(
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         if options.pop("class_weight", None) is not None:
             raise ConfigError(
-                "class_weight = balanced is not supported with train.strategy = multi_worker"
+                "class_weight = balanced is not supported with distribute.strategy = multi_worker"
             )
         return fit_multi_worker(strategy, model, train, val, **options)
     if replicas(strategy) > 1:

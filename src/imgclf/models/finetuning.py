@@ -212,11 +212,11 @@ def finetune(
     params: Params, backbone: Path, train_pack: Path, val_pack: Path, model: Path, curves: Path
 ) -> list[str]:
     """The finetune stage's work: `finetune_two_phases` on the packs at their full size under
-    `train.strategy`, resumably, the model with its card. Returns the backbone layers trained
+    `distribute.strategy`, resumably, the model with its card. Returns the backbone layers trained
     in phase 2."""
     tune, seed = params.finetune, params.base.seed
     data = run_data(
-        params.train.strategy,
+        params.distribute.strategy,
         train_pack,
         val_pack,
         per_replica=tune.batch_size,
@@ -224,7 +224,7 @@ def finetune(
         crop=None,
         augment=tune.augment,
     )
-    settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.train.strategy}
+    settings = {**dataclasses.asdict(tune), "seed": seed, "strategy": params.distribute.strategy}
     body = ModelCard.read(backbone)
     card = ModelCard(
         kind="keras",

@@ -1,4 +1,4 @@
-"""Training on every worker of a cluster (`train.strategy: multi_worker`), and the cluster
+"""Training on every worker of a cluster (`distribute.strategy: multi_worker`), and the cluster
 itself: `TF_CONFIG`, and which process is the chief.
 
 Keras 3 `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), so
@@ -41,7 +41,7 @@ def read_tf_config(*, required: bool = False) -> dict[str, Any] | None:
     text = os.environ.get("TF_CONFIG", "").strip()
     if not text:
         if required:
-            raise UserError("train.strategy multi_worker needs TF_CONFIG (cluster and task)")
+            raise UserError("distribute.strategy multi_worker needs TF_CONFIG (cluster and task)")
         return None
     try:
         config = json.loads(text)

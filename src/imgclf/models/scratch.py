@@ -23,13 +23,13 @@ from imgclf.models.training import (
 def train_from_scratch(
     params: Params, seed: int, train_pack: Path, val_pack: Path, means: Path, paths: RunPaths
 ) -> int:
-    """Train `cnn.arch` with `seed` under `train.strategy`, resuming a killed run of the same
+    """Train `cnn.arch` with `seed` under `distribute.strategy`, resuming a killed run of the same
     settings and inputs; the best-on-val model, with its card, and the curves go to `paths`.
     Returns the number of epochs trained here."""
     cnn = params.cnn
     cache = train_pack.stat().st_size <= cnn.cache_mb * 2**20
     data = run_data(
-        params.train.strategy,
+        params.distribute.strategy,
         train_pack,
         val_pack,
         per_replica=cnn.batch_size,
@@ -58,7 +58,7 @@ def train_from_scratch(
         },
         "seed": seed,
         "deterministic": params.base.deterministic,
-        "strategy": params.train.strategy,
+        "strategy": params.distribute.strategy,
     }
     card = ModelCard(
         kind="keras",
