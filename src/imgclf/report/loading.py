@@ -1,5 +1,5 @@
 """What the report reads from a pipeline run, loaded and checked: data counts, per-model
-metrics, the backbone's metadata, training curves and the most confident mistakes.
+metrics, the backbone's model card, training curves and the most confident mistakes.
 
 Loaders of optional inputs return None (or an empty list) when the run did not produce them;
 a malformed input is a one-line `UserError` naming the file.

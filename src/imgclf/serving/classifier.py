@@ -1,7 +1,7 @@
 """A model file the pipeline wrote, loaded as a function from images to class probabilities.
 
 Keras classifiers (`cnn` seeds, `finetune`) run as they are; a logistic regression (`.skops`)
-runs on the pooled features of the backbone its metadata names. Every image is prepared as
+runs on the pooled features of the backbone its model card names. Every image is prepared as
 the pack stage prepared the training images (same decoding, JPEG reduced decoding included,
 same aspect-aware resize, then the evaluation centre crop), with every size read from the
 model card stored inside the model file (see `imgclf.models.modelcard`), so it cannot drift.
