@@ -1,5 +1,6 @@
-"""Stage export: the model chosen on val (or export.model) as a SavedModel taking image bytes
-and LiteRT float32/int8 files, with their predictions on the val and test packs."""
+"""Stage export: the model evaluate chose for export (export_choice.json) as a SavedModel
+taking image bytes and LiteRT float32/int8 files, with their predictions on the val and test
+packs."""
 
 import argparse
 import logging
@@ -8,17 +9,15 @@ from pathlib import Path
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.core.catalogue import model_file, predictions_file
 from imgclf.core.config import load_params
-from imgclf.core.fileio import atomic_output, write_json
+from imgclf.core.fileio import atomic_output, read_json, write_json
 from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import PackReader, save_predictions
-from imgclf.evaluation.ensembling import remove_dropped_seeds
-from imgclf.evaluation.exportfidelity import model_to_export
 from imgclf.models.modelcard import check_classes
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import load_classifier
-from imgclf.serving.exportedmodels import export_predictors, predict_exported_pack
+from imgclf.serving.exportedmodels import predict_exports
 from imgclf.serving.exporting import (
-    calibration_sample,
+    calibration_images,
     export_digests,
     serving_model,
     write_export,
@@ -30,7 +29,7 @@ log = logging.getLogger("imgclf.export")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--predictions", type=Path, required=True, help="predictions folder")
+    parser.add_argument("--choice", type=Path, required=True, help="evaluate's export choice")
     parser.add_argument("--models", type=Path, required=True, help="models folder")
     parser.add_argument("--train", type=Path, required=True, help="train pack (int8 calibration)")
     parser.add_argument("--val", type=Path, required=True, help="val pack")
@@ -42,23 +41,20 @@ def main() -> None:
 
     params = load_params(args.params)
     setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
-    remove_dropped_seeds(params.cnn.seeds, args.predictions / "cnn", args.models / "cnn")
-    name, chosen_by = model_to_export(params, args.predictions)
+    choice = read_json(args.choice)
+    name = choice["model"]
     path = model_file(args.models, name)
     for pack in (args.train, args.val, args.test):
         with PackReader(pack) as reader:
             check_classes(path, reader.label_names, pack)
     classifier = load_classifier(path)
-    with PackReader(args.train) as reader:
-        rows = calibration_sample(params.export.calibration_images, len(reader), params.base.seed)
-        calibration = reader.images[rows].astype("float32")
+    calibration = calibration_images(
+        args.train, params.export.calibration_images, params.base.seed
+    )
     with atomic_output(args.out) as folder:
         sizes = write_export(serving_model(classifier), folder, calibration, name)
-    for export, (predict, encode) in export_predictors(args.out).items():
-        splits = {
-            split: predict_exported_pack(predict, pack, params.predict.batch_size, encode)
-            for split, pack in (("val", args.val), ("test", args.test))
-        }
+    packs = {"val": args.val, "test": args.test}
+    for export, splits in predict_exports(args.out, packs, params.predict.batch_size).items():
         attrs = {"source": name, "export": export}
         save_predictions(
             predictions_file(args.out_predictions, export), splits, classifier.label_names, attrs
@@ -69,7 +65,7 @@ def main() -> None:
         args.summary,
         {
             "model": name,
-            "chosen_by": chosen_by,
+            "chosen_by": choice["chosen_by"],
             "bytes": sizes,
             "md5": export_digests(args.out),
         },

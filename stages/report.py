@@ -5,9 +5,7 @@ import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.core.catalogue import seed_files
 from imgclf.core.config import load_params
-from imgclf.core.fileio import remove_stale
 from imgclf.core.stage import run_stage
 from imgclf.report.loading import ReportInputs
 from imgclf.report.reporting import build_report
@@ -31,7 +29,9 @@ def main() -> None:
         "training": "plots/training",
         "backbone": "models/backbone.keras",
         "logreg_search": "metrics/logreg_search.json",
+        "reliability": "metrics/evaluation/reliability.json",
         "export": "metrics/export.json",
+        "exports": "metrics/exports",
         "latency": "bench/results/export.json",
         "audit": "data/interim/audit.csv",
         "audit_summary": "metrics/audit.json",
@@ -46,11 +46,6 @@ def main() -> None:
         parser.error(f"--mistakes {args.mistakes}: expected at least 1")
 
     params = load_params(args.params)
-    # Curves of seeds no longer in cnn.seeds (no stage makes them now): gone before DVC
-    # hashes plots/training, so the lock holds what a fresh clone has.
-    keep = seed_files(params.cnn.seeds)["curves"]
-    if removed := remove_stale(args.training / "cnn", keep):
-        log.info("removed the curves of dropped seeds: %s", ", ".join(removed))
     inputs = ReportInputs(**{name: getattr(args, name) for name in paths})
     report = build_report(params, inputs, args.out, mistakes=args.mistakes)
     log.info("report written to %s", report)

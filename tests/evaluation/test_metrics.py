@@ -71,7 +71,7 @@ def test_flat_keys_and_confusion_rows() -> None:
         "rank1",
     ]
     assert sorted(metrics) == [f"{split}.{key}" for split in ("test", "val") for key in per_split]
-    scaled = model_metrics({"val": split, "test": split}, 2, seed=0, calibrate="temperature")
+    scaled = model_metrics({"val": split, "test": split}, 2, seed=0, temperature=1.5)
     assert set(scaled) - set(metrics) == {
         "temperature",
         "test.brier_scaled",

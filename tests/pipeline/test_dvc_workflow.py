@@ -38,6 +38,7 @@ def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(
         "export",
         "predict_cnn@7",
         "report",
+        "score_export",
     ]
     seed7 = [
         "models/cnn/seed7.keras",
@@ -56,7 +57,7 @@ def test_seeds_come_and_go_cleanly_and_the_run_cache_restores_what_goes_back(
     assert "up to date" in project.dvc("status").stdout
     # A clone (which never had them) sees the same folders: the lock has no trace of them.
     lock = yaml.safe_load((project.root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
-    for stage in ("ensemble", "export", "evaluate", "report"):
+    for stage in ("ensemble", "evaluate", "export", "score_export", "report"):
         assert "seed7" not in json.dumps(lock[stage])
 
     project.write_params({**original, "cnn": {**original["cnn"], "seeds": [0, 7]}})

@@ -35,6 +35,7 @@ MODEL_STAGES = [
     "ensemble",
     "export",
     "evaluate",
+    "score_export",
     "audit",
     "report",
 ]

@@ -22,6 +22,7 @@ from imgclf.core.config import Params
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import write_csv, write_json
 from imgclf.data.hdf5io import SplitPredictions, save_predictions
+from imgclf.evaluation.evaluating import reliability_table
 from imgclf.evaluation.metrics import summarize
 from imgclf.models.curves import append_epoch
 from imgclf.models.modelcard import ModelCard
@@ -135,6 +136,8 @@ def write_predictions(root: Path, labels: np.ndarray, paths: list[str]) -> None:
     metrics = {name: metrics_of(accuracy) for name, accuracy in TEST_ACCURACY.items()}
     summary = summarize(metrics, tests, ["cnn/seed0", "cnn/seed1"], seed=0)
     write_json(root / "metrics/evaluation/summary.json", summary)
+    reliability = reliability_table("ensemble", tests["ensemble"], temperature=1.5)
+    write_json(root / "metrics/evaluation/reliability.json", reliability)
 
 
 def write_test_pack(path: Path, labels: np.ndarray, paths: list[str]) -> None:
@@ -177,6 +180,9 @@ def inputs_under(root: Path) -> ReportInputs:
         training=root / "plots/training",
         backbone=root / "models/backbone.keras",
         logreg_search=root / "metrics/logreg_search.json",
+        reliability=root / "metrics/evaluation/reliability.json",
+        export=root / "metrics/export.json",
+        exports=root / "metrics/exports",
     )
 
 

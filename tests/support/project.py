@@ -23,8 +23,17 @@ PRETRAIN_PLACEHOLDER = "data/processed/pretrain/.gitignore"
 SPLITS = ("train", "val", "test")
 # What a new logreg.C reruns: the model, its predictions and what reads them; not the
 # features. The audit too (its out-of-fold probabilities use the C that logreg chose), and the
-# export (it may export logreg).
-AFTER_LOGREG_C = ["audit", "ensemble", "evaluate", "export", "logreg", "predict_logreg", "report"]
+# export (it may export logreg) and its scores.
+AFTER_LOGREG_C = [
+    "audit",
+    "ensemble",
+    "evaluate",
+    "export",
+    "logreg",
+    "predict_logreg",
+    "report",
+    "score_export",
+]
 OUTPUTS = [
     "data/interim/manifest.csv",
     "data/interim/rejected.csv",
@@ -32,6 +41,7 @@ OUTPUTS = [
     "data/processed/means.json",
     "data/predictions/cnn/seed0.h5",
     "data/predictions/ensemble.h5",
+    "data/predictions/temperatures.json",
     "data/predictions/logreg.h5",
     "data/predictions/finetune.h5",
     "metrics/evaluation/models/ensemble.json",

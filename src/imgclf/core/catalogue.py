@@ -38,6 +38,11 @@ def predictions_file(predictions: Path, name: str) -> Path:
     return predictions / f"{name}.h5"
 
 
+def temperatures_file(predictions: Path) -> Path:
+    """Every model's val-fitted temperature, beside the predictions (written by `ensemble`)."""
+    return predictions / "temperatures.json"
+
+
 def curves_path(training: Path, name: str) -> Path:
     """A trained model's curves under `training` (plots/training): one CSV file, or for
     finetune a folder of one CSV per phase (warmup.csv, finetune.csv)."""

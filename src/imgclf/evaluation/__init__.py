@@ -1,6 +1,6 @@
-"""The evaluation phase: ensembles of predicted probabilities, every model's metrics with their
-intervals and calibration, the model chosen on val compared with the others, and each export
-against the model it copies.
+"""The evaluation phase: every model's temperature and the ensemble of predicted probabilities,
+every model's metrics with their intervals and calibration, the model chosen on val compared
+with the others and the one to export, and each export against the model it copies.
 
-Stages: ensemble, evaluate (the report reads the choice too), export (which model to export).
+Stages: ensemble, evaluate (export and the report read what it decides), score_export.
 """

@@ -8,10 +8,13 @@ by the bin's share of images. NLL and Brier come from scikit-learn.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import brier_score_loss, log_loss
+
+from imgclf.data.hdf5io import SplitPredictions
 
 # Ten bins: with a few hundred test images, more leave most bins nearly empty.
 BINS = 10
@@ -32,6 +35,22 @@ class Reliability:
         total = self.count.sum()
         gaps = np.abs(self.accuracy - self.confidence)
         return float((gaps * self.count).sum() / total) if total else 0.0
+
+    def to_json(self) -> dict[str, list[float]]:
+        """The three columns as lists (JSON floats give back the same float64 values)."""
+        return {
+            "confidence": self.confidence.tolist(),
+            "accuracy": self.accuracy.tolist(),
+            "count": self.count.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Reliability":
+        return cls(
+            np.asarray(data["confidence"], dtype=np.float64),
+            np.asarray(data["accuracy"], dtype=np.float64),
+            np.asarray(data["count"], dtype=np.int64),
+        )
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> Reliability:
@@ -76,7 +95,8 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature that minimises NLL on these (val) predictions. Argmax is unchanged,
-    so accuracy is too; only the confidence moves."""
+    so accuracy is too; only the confidence moves. Only the ensemble stage calls this (on
+    every model's val split, see `ensembling.fit_temperatures`); the rest read its file."""
     classes = np.arange(probabilities.shape[1])
 
     def nll(log_temperature: float) -> float:
@@ -86,3 +106,17 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     low, high = np.log(TEMPERATURE_RANGE)
     result = minimize_scalar(nll, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
     return round(float(np.exp(result.x)), 4)
+
+
+def calibrated(
+    splits: dict[str, SplitPredictions], temperature: float
+) -> dict[str, SplitPredictions]:
+    """Every split's probabilities scaled by `temperature`."""
+    return {
+        split: SplitPredictions(
+            apply_temperature(predictions.probabilities, temperature),
+            predictions.labels,
+            predictions.paths,
+        )
+        for split, predictions in splits.items()
+    }

@@ -1,55 +1,38 @@
-"""Exports and the models they copy: which model the export stage exports, and how much the
-export changed it (top-1 agreement, accuracy delta, largest probability gap against the
-source model's own centre-crop predictions)."""
+"""Exports and the models they copy (stage `score_export`): how much the export changed its
+source model (top-1 agreement, accuracy delta, largest probability gap against the source's
+own centre-crop predictions)."""
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from imgclf.core.catalogue import predictions_file
-from imgclf.core.config import Params
 from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions, load_predictions, prediction_attrs
-from imgclf.evaluation.metrics import CHOICE_RULE, choose_model, model_metrics
-
-# What summary.json repeats of each export's metrics.
-EXPORT_SUMMARY = (
-    "test.accuracy",
-    "test.accuracy_lo",
-    "test.accuracy_hi",
-    "test.accuracy_delta",
-    "test.agreement",
-    "test.max_probability_gap",
-)
+from imgclf.evaluation.metrics import model_metrics
 
 
-def model_to_export(params: Params, predictions: Path) -> tuple[str, str]:
-    """(name, why): `export.model`, or with `chosen` the single model evaluate's rule picks
-    from the predictions (the export stage runs before evaluate, which scores its exports)."""
-    if params.export.model != "chosen":
-        return params.export.model, "export.model"
-    candidates = {}
-    for name in params.exportable_models():
-        splits, label_names = load_predictions(predictions_file(predictions, name))
-        candidates[name] = model_metrics(splits, len(label_names), params.base.seed)
-    return choose_model(candidates), CHOICE_RULE
-
-
-def score_export(
-    path: Path, predictions: Path, classes: Sequence[str], params: Params
-) -> tuple[str, dict[str, float]]:
-    """(source model, metrics): an export's predictions file scored like any model's
-    (`model_metrics`), plus its comparison with the source model on test."""
-    splits, label_names = load_predictions(path)
-    source = prediction_attrs(path).get("source")
-    source_path = predictions_file(predictions, source)
-    if list(label_names) != list(classes) or not source_path.is_file():
-        raise UserError(f"{path}: not an export of one of this run's models; rerun export")
-    original, _ = load_predictions(source_path)
-    values = model_metrics(splits, len(classes), params.base.seed, params.evaluate.calibrate)
-    comparison = export_comparison(splits["test"], centre_crop_split(original, "test"))
-    return source, values | comparison
+def score_exports(exports: Path, predictions: Path, seed: int) -> dict[str, dict[str, float]]:
+    """Per export under `exports` (data/predictions/export): its predictions scored like any
+    model's (`model_metrics`; no temperature, since none is shipped), plus its comparison
+    with the source model's centre-crop predictions on test."""
+    scores = {}
+    for path in sorted(exports.glob("*.h5")):
+        splits, label_names = load_predictions(path)
+        source_path = predictions_file(predictions, prediction_attrs(path).get("source", ""))
+        if not source_path.is_file():
+            raise UserError(f"{path}: not an export of one of this run's models; rerun export")
+        original, source_names = load_predictions(source_path)
+        if source_names != label_names:
+            raise UserError(
+                f"{path}: classes {label_names}, but {source_path} has "
+                f"{source_names}; rerun export (dvc repro)"
+            )
+        values = model_metrics(splits, len(label_names), seed)
+        scores[path.stem] = values | export_comparison(
+            splits["test"], centre_crop_split(original, "test")
+        )
+    return scores
 
 
 def centre_crop_split(splits: dict[str, SplitPredictions], split: str) -> SplitPredictions:

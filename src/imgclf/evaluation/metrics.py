@@ -16,7 +16,7 @@ from sklearn.metrics import (
 
 from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions
-from imgclf.evaluation.calibration import apply_temperature, calibration_metrics, fit_temperature
+from imgclf.evaluation.calibration import apply_temperature, calibration_metrics
 from imgclf.evaluation.statistics import compare_paired, macro_f1_interval, wilson_interval
 
 CHOICE_RULE = "val accuracy; ties: lower val NLL, then name"
@@ -55,18 +55,20 @@ def split_metrics(predictions: SplitPredictions, classes: int, seed: int) -> dic
 
 
 def model_metrics(
-    splits: dict[str, SplitPredictions], classes: int, seed: int, calibrate: str = "none"
+    splits: dict[str, SplitPredictions],
+    classes: int,
+    seed: int,
+    temperature: float | None = None,
 ) -> dict[str, float]:
-    """Flat keys such as `test.accuracy`, so `dvc metrics diff` lines models up. With
-    `calibrate="temperature"`: the temperature fitted on val and test's calibration after it
-    (`test.ece_scaled`, ...)."""
+    """Flat keys such as `test.accuracy`, so `dvc metrics diff` lines models up. With a
+    `temperature` (fitted on val by the ensemble stage): it, and test's calibration after
+    it (`test.ece_scaled`, ...)."""
     metrics = {
         f"{split}.{key}": value
         for split, predictions in sorted(splits.items())
         for key, value in split_metrics(predictions, classes, seed).items()
     }
-    if calibrate == "temperature":
-        temperature = fit_temperature(splits["val"].probabilities, splits["val"].labels)
+    if temperature is not None:
         test = splits["test"]
         scaled = calibration_metrics(
             apply_temperature(test.probabilities, temperature), test.labels
@@ -74,19 +76,6 @@ def model_metrics(
         metrics["temperature"] = temperature
         metrics |= {f"test.{key}_scaled": round(float(value), 6) for key, value in scaled.items()}
     return metrics
-
-
-def calibrated(splits: dict[str, SplitPredictions]) -> dict[str, SplitPredictions]:
-    """Every split's probabilities scaled by the temperature fitted on val."""
-    temperature = fit_temperature(splits["val"].probabilities, splits["val"].labels)
-    return {
-        split: SplitPredictions(
-            apply_temperature(predictions.probabilities, temperature),
-            predictions.labels,
-            predictions.paths,
-        )
-        for split, predictions in splits.items()
-    }
 
 
 def confusion_rows(predictions: SplitPredictions, label_names: Sequence[str]) -> pd.DataFrame:

@@ -3,7 +3,6 @@ is, what it scores on test against the model it copies, and (from bench/export.p
 run, a committed file) how long one image takes on the CPU that ran the bench."""
 
 from pathlib import Path
-from typing import Any
 
 from imgclf.core.fileio import read_json
 from imgclf.report.markdown import code, table
@@ -15,11 +14,10 @@ NAMES = {
 }
 
 
-def export_section(
-    summary: dict[str, Any] | None, export_path: Path, latency_path: Path
-) -> list[str]:
-    """A table of the exports, or a note when this run exported nothing."""
-    exports = (summary or {}).get("exports") or {}
+def export_section(scores: Path, export_path: Path, latency_path: Path) -> list[str]:
+    """A table of the exports (score_export's files in `scores`), or a note when this run
+    exported nothing."""
+    exports = {path.stem: read_json(path) for path in sorted(scores.glob("*.json"))}
     if not exports or not export_path.is_file():
         return ["## Export for serving", "", "No export in this run."]
     export = read_json(export_path)

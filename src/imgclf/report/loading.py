@@ -49,7 +49,9 @@ class ReportInputs:
     training: Path  # plots/training/ (curves files)
     backbone: Path  # models/backbone.keras
     logreg_search: Path  # metrics/logreg_search.json
+    reliability: Path = Path("metrics/evaluation/reliability.json")  # the chosen model's
     export: Path = Path("metrics/export.json")  # what the export stage wrote
+    exports: Path = Path("metrics/exports")  # score_export's metrics, one JSON per export
     latency: Path = Path("bench/results/export.json")  # bench/export.py's last run (committed)
     audit: Path | None = None  # data/interim/audit.csv
     audit_summary: Path | None = None  # metrics/audit.json

@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 from imgclf.core.catalogue import cnn_name, curves_path, predictions_file
 from imgclf.core.config import Params
-from imgclf.core.fileio import atomic_output
+from imgclf.core.fileio import atomic_output, read_json
 from imgclf.data.hdf5io import SplitPredictions
-from imgclf.evaluation.calibration import BINS, apply_temperature, reliability
+from imgclf.evaluation.calibration import BINS, Reliability
 from imgclf.models.modelcard import ModelCard
 from imgclf.report.auditreport import audit_section
 from imgclf.report.deployment import export_section
@@ -65,10 +65,10 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
         ),
         backbone_section(params, backbone, inputs.backbone),
         models_section(params, results, missing, summary, inputs.logreg_search, backbone),
-        calibration_section(results, inputs.predictions, figures),
+        calibration_section(inputs.reliability, figures),
         training_section(params, inputs.training, figures, backbone),
         chosen_model_section(params, results, inputs, figures, mistakes),
-        export_section(summary, inputs.export, inputs.latency),
+        export_section(inputs.exports, inputs.export, inputs.latency),
     ]
     report = out / "report.md"
     with atomic_output(report) as temporary:
@@ -209,27 +209,21 @@ def training_section(
     return lines
 
 
-def calibration_section(
-    results: list[ModelResult], predictions: Path, figures: FigureFolder
-) -> list[str]:
-    """The chosen model's reliability diagram on test, before and after temperature scaling
-    (every model's ECE is in the models table)."""
+def calibration_section(path: Path, figures: FigureFolder) -> list[str]:
+    """The chosen model's reliability diagram on test, before and after temperature scaling,
+    from evaluate's table (every model's ECE is in the models table)."""
+    if not path.is_file():
+        return ["## Calibration", "", "No reliability table in this run."]
+    table = read_json(path)
+    name = table["model"]
+    curves = [(name, Reliability.from_json(table["before"]))]
+    if "after" in table:
+        label = f"{name}, temperature {table['temperature']:g}"
+        curves.append((label, Reliability.from_json(table["after"])))
     title = "Reliability on test"
-    curves = []
-    chosen = results[0] if results else None
-    path = predictions_file(predictions, chosen.name) if chosen else None
-    if chosen is None or not path.is_file():
-        return ["## Calibration", "", "No predictions of the chosen model in this run."]
-    test, _ = load_test_predictions(path)
-    curves = [(chosen.name, reliability(test.probabilities, test.labels))]
-    if "temperature" in chosen.metrics:
-        temperature = chosen.metrics["temperature"]
-        scaled = apply_temperature(test.probabilities, temperature)
-        label = f"{chosen.name}, temperature {temperature:g}"
-        curves.append((label, reliability(scaled, test.labels)))
     save_reliability_figure(figures.path("reliability.png"), curves, title)
     text = (
-        f"{code(chosen.name)} on test: accuracy against confidence in {BINS} equal-width bins "
+        f"{code(name)} on test: accuracy against confidence in {BINS} equal-width bins "
         "of the top-1 probability, each point sized by its number of images; points below the "
         "diagonal are over-confident. Bins with few images are noisy."
     )

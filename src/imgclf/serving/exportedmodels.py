@@ -132,3 +132,17 @@ def export_predictors(folder: Path) -> dict[str, tuple[Callable, bool]]:
         SAVED_MODEL: (SavedModelRunner(folder / SAVED_MODEL), True),
         **{name: (tflite_predictor(folder / file), False) for name, file in TFLITE.items()},
     }
+
+
+def predict_exports(
+    folder: Path, packs: dict[str, Path], batch_size: int
+) -> dict[str, dict[str, SplitPredictions]]:
+    """Every export in `folder` run on each pack (by split name), as `export_predictors`
+    feeds it."""
+    return {
+        export: {
+            split: predict_exported_pack(predict, pack, batch_size, encode)
+            for split, pack in packs.items()
+        }
+        for export, (predict, encode) in export_predictors(folder).items()
+    }

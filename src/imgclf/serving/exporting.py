@@ -33,6 +33,7 @@ from tensorflow.core.protobuf import fingerprint_pb2
 
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import write_json
+from imgclf.data.hdf5io import PackReader
 from imgclf.serving.classifier import Classifier
 from imgclf.serving.decoding import pack_images
 
@@ -170,6 +171,12 @@ def calibration_sample(count: int, total: int, seed: int) -> np.ndarray:
     """Sorted row indices of `count` train images (all of them if fewer), drawn with `seed`."""
     rows = np.random.default_rng(seed).choice(total, size=min(count, total), replace=False)
     return np.sort(rows)
+
+
+def calibration_images(train: Path, count: int, seed: int) -> np.ndarray:
+    """The int8 model's calibration images: `calibration_sample` rows of the train pack."""
+    with PackReader(train) as reader:
+        return reader.images[calibration_sample(count, len(reader), seed)].astype("float32")
 
 
 def write_export(
