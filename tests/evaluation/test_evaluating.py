@@ -1,0 +1,94 @@
+"""The tail's decisions, each made once: the ensemble stage fits every temperature and
+evaluate reads them (fitting none), evaluate picks the model to export, and its reliability
+table comes back exactly from JSON."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgclf.core.catalogue import predictions_file, temperatures_file
+from imgclf.core.fileio import write_json
+from imgclf.data.hdf5io import SplitPredictions, save_predictions
+from imgclf.evaluation import calibration, evaluating
+from imgclf.evaluation.calibration import Reliability
+from imgclf.evaluation.ensembling import build_ensemble
+from imgclf.evaluation.evaluating import evaluate_run, export_choice, reliability_table
+from support.params import make_params
+
+CLASSES = ["a", "b", "c"]
+ROWS = 30
+
+
+def random_splits(seed: int) -> dict[str, SplitPredictions]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(ROWS) % len(CLASSES)
+    paths = [f"{index}.png" for index in range(ROWS)]
+    splits = {}
+    for split in ("val", "test"):
+        logits = rng.normal(size=(ROWS, len(CLASSES))) * 3
+        logits[np.arange(ROWS), labels] += 2.0
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        splits[split] = SplitPredictions(probabilities.astype(np.float32), labels, paths)
+    return splits
+
+
+@pytest.fixture
+def predictions(tmp_path: Path) -> Path:
+    folder = tmp_path / "predictions"
+    for seed, name in enumerate(["cnn/seed0", "logreg", "finetune"]):
+        save_predictions(predictions_file(folder, name), random_splits(seed), CLASSES)
+    return folder
+
+
+def test_evaluate_reads_the_ensembles_temperatures_and_fits_none(
+    predictions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = make_params(cnn={"seeds": [0]}, evaluate={"calibrate": "temperature"})
+    ensemble = build_ensemble(params, predictions)
+    assert sorted(ensemble.temperatures) == ["cnn/seed0", "ensemble", "finetune", "logreg"]
+    save_predictions(predictions_file(predictions, "ensemble"), ensemble.splits, CLASSES)
+    write_json(temperatures_file(predictions), ensemble.temperatures)
+
+    def no_fit(*_: object, **__: object) -> None:
+        raise AssertionError("a temperature was fitted")
+
+    # Every fit goes through calibration's optimiser: with it gone, a fit fails.
+    monkeypatch.setattr(calibration, "minimize_scalar", no_fit)
+    with pytest.raises(AssertionError, match="fitted"):
+        build_ensemble(params, predictions)
+    evaluation = evaluate_run(params, predictions)
+    for name, temperature in ensemble.temperatures.items():
+        assert evaluation.metrics[name]["temperature"] == temperature
+    chosen = evaluation.summary["chosen"]
+    assert evaluation.reliability["model"] == chosen
+    assert evaluation.reliability["temperature"] == ensemble.temperatures[chosen]
+
+
+def test_without_calibration_there_are_no_temperatures(predictions: Path) -> None:
+    params = make_params(cnn={"seeds": [0]}, evaluate={"calibrate": "none"})
+    assert build_ensemble(params, predictions).temperatures == {}
+
+
+def test_the_export_is_the_best_single_model_or_the_param() -> None:
+    metrics = {
+        "ensemble": {"val.accuracy": 0.9, "val.nll": 0.1},
+        "logreg": {"val.accuracy": 0.8, "val.nll": 0.3},
+        "finetune": {"val.accuracy": 0.8, "val.nll": 0.2},
+    }
+    chosen = make_params(export={"model": "chosen"})
+    assert export_choice(chosen, metrics)["model"] == "finetune"  # never the ensemble
+    pinned = make_params(export={"model": "logreg"})
+    assert export_choice(pinned, metrics) == {"model": "logreg", "chosen_by": "export.model"}
+
+
+def test_the_reliability_table_comes_back_exactly_from_json() -> None:
+    test = random_splits(4)["test"]
+    table = json.loads(json.dumps(reliability_table("logreg", test, temperature=1.7)))
+    for key in ("before", "after"):
+        back = Reliability.from_json(table[key])
+        assert back.to_json() == table[key]
+    assert Reliability.from_json(table["before"]).ece == pytest.approx(
+        evaluating.reliability(test.probabilities, test.labels).ece, abs=0
+    )
