@@ -82,8 +82,8 @@ KILLS = [
     ("finetune", DVC_AND_STAGE_BEFORE_OUTPUT),
     ("predict_cnn@0", DVC_AND_STAGE_AT_START),
     ("ensemble", LOCK_CUT),
-    ("export", AFTER_OUTPUT),
     ("evaluate", BETWEEN_STAGES),
+    ("export", AFTER_OUTPUT),
     ("audit", LOCK_CUT),
     ("report", BEFORE_OUTPUT),
 ]
