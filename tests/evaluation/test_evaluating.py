@@ -76,8 +76,9 @@ def test_the_export_is_the_best_single_model_or_the_param() -> None:
         "ensemble": {"val.accuracy": 0.9, "val.nll": 0.1},
         "logreg": {"val.accuracy": 0.8, "val.nll": 0.3},
         "finetune": {"val.accuracy": 0.8, "val.nll": 0.2},
+        "cnn/seed0": {"val.accuracy": 0.7, "val.nll": 0.2},
     }
-    chosen = make_params(export={"model": "chosen"})
+    chosen = make_params(cnn={"seeds": [0]}, export={"model": "chosen"})
     assert export_choice(chosen, metrics)["model"] == "finetune"  # never the ensemble
     pinned = make_params(export={"model": "logreg"})
     assert export_choice(pinned, metrics) == {"model": "logreg", "chosen_by": "export.model"}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from imgclf.core.catalogue import ENSEMBLE, predictions_file, temperatures_file
+from imgclf.core.catalogue import predictions_file, temperatures_file
 from imgclf.core.config import Params
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_json, write_csv, write_json
@@ -86,7 +86,7 @@ def export_choice(params: Params, metrics: dict[str, dict[str, float]]) -> dict[
     the single models by the choice rule (the ensemble is several models)."""
     if params.export.model != "chosen":
         return {"model": params.export.model, "chosen_by": "export.model"}
-    candidates = {name: metrics[name] for name in metrics if name != ENSEMBLE}
+    candidates = {name: metrics[name] for name in params.exportable_models()}
     return {"model": choose_model(candidates), "chosen_by": CHOICE_RULE}
 
 
