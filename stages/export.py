@@ -14,7 +14,7 @@ from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import PackReader, save_predictions
 from imgclf.models.modelcard import check_classes
 from imgclf.models.runtime import setup
-from imgclf.serving.classifier import load_classifier
+from imgclf.serving.classifier import Classifier, load_classifier
 from imgclf.serving.exportedmodels import predict_exports
 from imgclf.serving.exporting import (
     calibration_images,
@@ -24,6 +24,14 @@ from imgclf.serving.exporting import (
 )
 
 log = logging.getLogger("imgclf.export")
+
+
+def load_checked(path: Path, packs: list[Path]) -> Classifier:
+    """The model at `path`, once its classes are checked to be every pack's."""
+    for pack in packs:
+        with PackReader(pack) as reader:
+            check_classes(path, reader.label_names, pack)
+    return load_classifier(path)
 
 
 def main() -> None:
@@ -43,11 +51,7 @@ def main() -> None:
     setup(0, params.base.deterministic)  # first: before TensorFlow runs anything
     choice = read_json(args.choice)
     name = choice["model"]
-    path = model_file(args.models, name)
-    for pack in (args.train, args.val, args.test):
-        with PackReader(pack) as reader:
-            check_classes(path, reader.label_names, pack)
-    classifier = load_classifier(path)
+    classifier = load_checked(model_file(args.models, name), [args.train, args.val, args.test])
     calibration = calibration_images(
         args.train, params.export.calibration_images, params.base.seed
     )

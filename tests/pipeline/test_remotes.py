@@ -24,20 +24,11 @@ import yaml
 from sshd import Sshd, sshd_fixture  # noqa: F401  (the sshd fixture)
 
 from imgclf.models.backbones import build_backbone
-from support.project import OUTPUTS, SPLITS, Project
+from support.project import SPLITS, Output, Project, pipeline_outputs
 
 pytestmark = pytest.mark.slow
 
-# In git instead: what evaluate and report write (cheap to redo, read by people on the web).
-CACHED = [name for name in OUTPUTS if not name.startswith(("metrics/evaluation/", "reports/"))]
 # Predictions are `push: false` (cheap, and rerunning gives the same bytes): a clone makes them.
-NOT_PUSHED = [
-    "data/predictions/cnn/seed0.h5",
-    "data/predictions/ensemble.h5",
-    "data/predictions/temperatures.json",
-] + [f"data/predictions/{model}.h5" for model in ("finetune", "logreg")]
-PUSHED = [name for name in CACHED if name not in NOT_PUSHED]
-# (export's own predictions of the test pack are not pushed either: it remakes them.)
 REMADE_BY_CLONE = ["ensemble", "export", "predict_cnn@0", "predict_finetune", "predict_logreg"]
 FEATURES = [f"features@{split}" for split in SPLITS]
 # What `features@*` needs and makes, all in the DVC cache (index and split outputs aside).
@@ -75,11 +66,33 @@ def cloud_status(project: Project, remote: str, *args: str) -> dict[str, str]:
     return json.loads(project.dvc("status", "--cloud", "-r", remote, "--json", *args).stdout)
 
 
-def tracked(names: list[str]) -> list[str]:
-    """The DVC outputs that hold these files (the exports are one folder output)."""
-    return sorted(
-        {"models/export" if name.startswith("models/export/") else name for name in names}
-    )
+def pushed(project: Project) -> list[Output]:
+    """What `dvc push` sends: cached outputs (not what evaluate and report write, which git
+    holds) that are not `push: false`."""
+    return [output for output in pipeline_outputs(project.root) if output.cached and output.pushed]
+
+
+def tracked(outputs: list[Output]) -> list[str]:
+    """The DVC outputs that hold these files (a folder output counts once)."""
+    return sorted({output.out for output in outputs})
+
+
+def status_names(project: Project, outputs: list[Output]) -> list[str]:
+    """The outputs `dvc status --cloud` names for these files: a folder output once, and of
+    file outputs with the same bytes (the two header-only rejected.csv files) the first
+    only: DVC stores one object for them and lists one output per object."""
+    names, seen = [], set()
+    for name in dict.fromkeys(output.out for output in outputs):
+        path = project.root / name
+        digest = hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else name
+        if digest not in seen:
+            seen.add(digest)
+            names.append(name)
+    return sorted(names)
+
+
+def paths(outputs: list[Output]) -> list[str]:
+    return [output.path for output in outputs]
 
 
 def push(
@@ -90,8 +103,9 @@ def push(
     missing = cloud_status(project, remote, *args)
     assert set(missing.values()) == {"new"}
     if not after_kill:
-        assert set(tracked(expected)) <= set(missing)
-    assert not set(NOT_PUSHED) & set(missing)
+        assert set(expected) <= set(missing)
+    not_pushed = [o for o in pipeline_outputs(project.root) if o.cached and not o.pushed]
+    assert not set(tracked(not_pushed)) & set(missing)
     started = time.monotonic()
     result = project.dvc("push", "-r", remote, *args)
     print(f"push -r {remote}: {time.monotonic() - started:.1f} s, {result.stdout.strip()}")
@@ -159,7 +173,7 @@ def test_local_remote_round_trip(built: Project, tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     add_remote(built, "local", store)
     killed_at = kill_midway(built, tmp_path / "store", "push", "-r", "local")
-    push(built, "local", expected=PUSHED, after_kill=True)
+    push(built, "local", expected=status_names(built, pushed(built)), after_kill=True)
     objects = verified_objects(tmp_path / "store" / "files")
     print(
         f"local remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB, push killed at "
@@ -174,8 +188,8 @@ def test_local_remote_round_trip(built: Project, tmp_path: Path) -> None:
     assert sorted(teammate.repro("--pull")) == REMADE_BY_CLONE
     print(f"repro --pull: {time.monotonic() - started:.1f} s")
     teammate.dvc("pull", LARGE)  # `repro --pull` pulls only what stages use
-    assert_same_files(built.root, teammate.root, [*OUTPUTS, LARGE])
-    assert verified_objects(cache) >= len(PUSHED)
+    assert_same_files(built.root, teammate.root, [*paths(pipeline_outputs(built.root)), LARGE])
+    assert verified_objects(cache) >= len(pushed(built))
     assert "up to date" in teammate.dvc("status").stdout
     assert teammate.repro() == []
 
@@ -204,17 +218,17 @@ def test_ssh_push_killed_midway_completes_when_run_again(
     kill_midway(user, user.root / ".dvc" / "cache", "push", "-r", "ssh", unguard=not guarded)
     print(f"ssh push killed at {len(files_under(tmp_path / 'store'))} files")
     if guarded:
-        push(user, "ssh", expected=PUSHED, after_kill=True)
+        push(user, "ssh", expected=status_names(built, pushed(built)), after_kill=True)
         return
     user.with_fault(unguard=True).dvc("push", "-r", "ssh")
-    assert set(tracked(PUSHED)) & set(cloud_status(user, "ssh"))
+    assert set(tracked(pushed(built))) & set(cloud_status(user, "ssh"))
 
 
 def test_ssh_remote_round_trip(built: Project, tmp_path: Path, sshd: Sshd) -> None:
     """The two-step recipe: `dvc pull --allow-missing` (predictions are not pushed), `repro`."""
     try:
         user, url, keyfile = ssh_user(built, tmp_path, sshd)
-        push(user, "ssh", expected=PUSHED)
+        push(user, "ssh", expected=status_names(built, pushed(built)))
         teammate = clone(user, tmp_path / "b")
         add_remote(teammate, "ssh", url, keyfile=keyfile)
         cache = teammate.root / ".dvc" / "cache" / "files"
@@ -224,11 +238,11 @@ def test_ssh_remote_round_trip(built: Project, tmp_path: Path, sshd: Sshd) -> No
     except AssertionError as error:
         raise AssertionError(f"{error}\nsshd log:\n{sshd.log.read_text()[-3000:]}") from None
     print(f"ssh remote: {tree_size(tmp_path / 'store') / 1e6:.2f} MB")
-    assert verified_objects(tmp_path / "store" / "files") >= len(PUSHED)
-    assert verified_objects(cache) >= len(PUSHED)
-    assert_same_files(built.root, teammate.root, [*PUSHED, LARGE])
+    assert verified_objects(tmp_path / "store" / "files") >= len(pushed(built))
+    assert verified_objects(cache) >= len(pushed(built))
+    assert_same_files(built.root, teammate.root, [*paths(pushed(built)), LARGE])
     assert sorted(teammate.repro()) == REMADE_BY_CLONE
-    assert_same_files(built.root, teammate.root, OUTPUTS)
+    assert_same_files(built.root, teammate.root, paths(pipeline_outputs(built.root)))
     assert "up to date" in teammate.dvc("status").stdout
 
 
@@ -320,13 +334,13 @@ def test_s3_remote_round_trip(built: Project, tmp_path: Path, s3_endpoint: str) 
     s3.create_bucket(Bucket="imgclf")
     url = "s3://imgclf/store"
     add_remote(user, "s3", url, endpointurl=s3_endpoint)
-    push(user, "s3", expected=PUSHED)
+    push(user, "s3", expected=status_names(built, pushed(built)))
     teammate = clone(user, tmp_path / "b")
     add_remote(teammate, "s3", url, endpointurl=s3_endpoint)
     pull(teammate, "s3", "--allow-missing")
-    assert_same_files(built.root, teammate.root, [*PUSHED, LARGE])
+    assert_same_files(built.root, teammate.root, [*paths(pushed(built)), LARGE])
     assert sorted(teammate.repro()) == REMADE_BY_CLONE  # predictions are not pushed
-    assert_same_files(built.root, teammate.root, OUTPUTS)
+    assert_same_files(built.root, teammate.root, paths(pipeline_outputs(built.root)))
     assert "up to date" in teammate.dvc("status").stdout
     # Every object in the bucket has the MD5 its key says.
     keys = [
@@ -334,7 +348,7 @@ def test_s3_remote_round_trip(built: Project, tmp_path: Path, s3_endpoint: str) 
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket="imgclf")
         for item in page.get("Contents", [])
     ]
-    assert len(keys) >= len(PUSHED)
+    assert len(keys) >= len(pushed(built))
     for key in keys:
         body = s3.get_object(Bucket="imgclf", Key=key)["Body"].read()
         *_, prefix, rest = key.split("/")

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +35,36 @@ AFTER_LOGREG_C = [
     "report",
     "score_export",
 ]
-OUTPUTS = [
-    "data/interim/manifest.csv",
-    "data/interim/rejected.csv",
-    "data/interim/splits.csv",
-    "data/processed/means.json",
-    "data/predictions/cnn/seed0.h5",
-    "data/predictions/ensemble.h5",
-    "data/predictions/temperatures.json",
-    "data/predictions/logreg.h5",
-    "data/predictions/finetune.h5",
-    "metrics/evaluation/models/ensemble.json",
-    "metrics/evaluation/summary.json",
-    *(f"data/features/{split}.h5" for split in SPLITS),
-    *(f"data/processed/{split}.h5" for split in SPLITS),
-    "metrics/index.json",
-    "metrics/split.json",
-    "metrics/logreg_search.json",
-    "data/interim/audit.csv",
-    "metrics/audit.json",
-    "data/interim/pretrain/splits.csv",
-    *(f"data/processed/pretrain/{split}.h5" for split in ("train", "val")),
-    "plots/training/cnn/seed0.csv",
-    "plots/training/backbone.csv",
-    "reports/report.md",
-    # Models too: training is deterministic and the files hold no save time.
-    "models/backbone.keras",
-    "models/cnn/seed0.keras",
-    "models/finetune.keras",
-    "models/logreg.skops",
-    # The exports too: the same model gives the same SavedModel and LiteRT bytes.
-    "models/export/float32.tflite",
-    "models/export/int8.tflite",
-    "models/export/saved_model/saved_model.pb",
-    "models/export/saved_model/variables/variables.data-00000-of-00001",
-    "metrics/export.json",
-]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file a stage of dvc.yaml writes (a folder output's files one by one)."""
+
+    path: str
+    out: str  # the DVC output that holds it (the file itself, or its folder)
+    cached: bool  # in the DVC cache (not `cache: false`, which git holds)
+    pushed: bool  # sent to remotes (not `push: false`)
+
+
+def pipeline_outputs(root: Path) -> list[Output]:
+    """Every file that the stages of `root`'s dvc.yaml wrote, as DVC reads that file: the
+    list cannot drift from the pipeline. (Files added with `dvc add` are not stage outputs.)"""
+    from dvc.repo import Repo  # (slow to import: only the tests that build a project need it)
+
+    with Repo(str(root)) as repo:
+        outs = [out for stage in repo.index.stages if stage.cmd for out in stage.outs]
+    files = []
+    for out in outs:
+        path = Path(out.fs_path)
+        held = sorted(path.rglob("*")) if path.is_dir() else [path]
+        out_name = path.relative_to(root).as_posix()
+        files += [
+            Output(file.relative_to(root).as_posix(), out_name, out.use_cache, out.can_push)
+            for file in held
+            if file.is_file()
+        ]
+    return files
 
 
 class Project:
@@ -185,11 +180,10 @@ class Project:
         return re.findall(r"Running stage '([^']+)'", self.dvc("repro", *targets).stdout)
 
     def digests(self) -> dict[str, str]:
-        """SHA-256 of every output in OUTPUTS and of every file of the report."""
-        figures = sorted(path.relative_to(self.root).as_posix() for path in self.figures())
+        """SHA-256 of every file the pipeline's stages wrote (the report's figures too)."""
         return {
-            name: hashlib.sha256((self.root / name).read_bytes()).hexdigest()
-            for name in [*OUTPUTS, *figures]
+            output.path: hashlib.sha256((self.root / output.path).read_bytes()).hexdigest()
+            for output in pipeline_outputs(self.root)
         }
 
     def figures(self) -> list[Path]:
