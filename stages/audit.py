@@ -7,18 +7,18 @@ from pathlib import Path
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.core.config import load_params
 from imgclf.core.cpu import pin_threads
-from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_csv, read_json, write_csv, write_json
 from imgclf.core.stage import run_stage
 from imgclf.data.audit import (
     LEAK_ISSUES,
     audit_rows,
+    check_leaks,
     dataset_facts,
     hash_pairs,
     issue_counts,
     leak_rows,
 )
-from imgclf.data.splitting import SPLITS
+from imgclf.data.splitting import SPLITS, group_ids
 from imgclf.models.featureaudit import (
     datalab_rows,
     load_labelled_features,
@@ -53,6 +53,7 @@ def main() -> None:
         folds=params.logreg.folds,
         max_iter=params.logreg.max_iter,
         seed=params.base.seed,
+        groups=group_ids(splits, data.paths, args.splits),
     )
     model_rows, datalab_counts = datalab_rows(
         data, probabilities, params.audit.near_threshold, params.base.seed
@@ -63,15 +64,7 @@ def main() -> None:
     counts = issue_counts(rows, ISSUES)
     write_json(args.summary, {**counts, **datalab_counts, **dataset_facts(splits)})
     log.info("audit: %s", ", ".join(f"{issue} {count}" for issue, count in counts.items()))
-    leaks = {issue: counts[issue] for issue in LEAK_ISSUES if counts[issue]}
-    if leaks:
-        message = (
-            f"duplicate pairs across classes or splits ({leaks}); listed in {args.out} "
-            f"(audit.on_leak = {params.audit.on_leak})"
-        )
-        if params.audit.on_leak == "fail":
-            raise UserError(message)
-        log.warning(message)
+    check_leaks(counts, args.out, params.audit.on_leak)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--train", type=Path, required=True, help="train features")
     parser.add_argument("--val", type=Path, required=True, help="val features")
+    parser.add_argument("--splits", type=Path, required=True, help="split's CSV (its groups)")
     parser.add_argument("--backbone", type=Path, required=True, help="the features' backbone")
     parser.add_argument("--model", type=Path, required=True, help="model (.skops)")
     parser.add_argument("--search", type=Path, required=True, help="grid search (JSON)")
@@ -27,7 +28,7 @@ def main() -> None:
     params = load_params(args.params)
     if params.base.deterministic:
         pin_threads()  # the same sums on any core count
-    summary = train_logreg(params, args.train, args.val, args.backbone, args.model)
+    summary = train_logreg(params, args.train, args.val, args.backbone, args.model, args.splits)
     write_json(args.search, summary)
     select = params.logreg.select
     grid = ", ".join(f"{row['C']:g}: {row['score']:.4f}" for row in summary["grid"])

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.core.config import load_params
+from imgclf.core.errors import UserError
 from imgclf.core.fileio import write_json
 from imgclf.core.stage import run_stage
-from imgclf.evaluation.exportfidelity import score_exports
+from imgclf.evaluation.exportfidelity import int8_loss, score_exports
 
 log = logging.getLogger("imgclf.score_export")
 
@@ -23,7 +24,8 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(args.params)
-    for name, values in score_exports(args.exports, args.predictions, params.base.seed).items():
+    scores = score_exports(args.exports, args.predictions, params.base.seed)
+    for name, values in scores.items():
         write_json(args.out / f"{name}.json", values)
         log.info(
             "export %-12s test accuracy %.4f (%+.4f against its source), top-1 agreement %.4f",
@@ -32,6 +34,11 @@ def main() -> None:
             values["test.accuracy_delta"],
             values["test.agreement"],
         )
+    loss, on_loss = int8_loss(scores["int8"], params.export), params.export.on_int8_loss
+    if loss and on_loss == "fail":
+        raise UserError(loss)
+    if loss:
+        log.warning(loss)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,11 @@ def test_repo_params_load() -> None:
             "backbone.pretrain.sources = [] is not allowed; expected one folder",
         ),
         ("cnn", {"seeds": [1, 1]}, "distinct seeds"),
+        (  # Keras's RandomShear refuses tan(angle) > 1: caught when params load, not in training
+            "cnn",
+            {"augment": {"rotation": 0, "shift": 0, "shear": 60, "zoom": 0}},
+            "cnn.augment.shear = 60.0 is not allowed; expected a number >= 0 and <= 45",
+        ),
         ("cnn", {"arch": "vgg99"}, "expected one of minivggnet, alexnet"),
         (
             "cnn",

@@ -149,3 +149,10 @@ def test_cache_reads_the_pack_once(coded: PackInfo, monkeypatch: pytest.MonkeyPa
     dataset = training_dataset(coded, batch_size=8, seed=0, crop=(8, 8), cache=True)
     batches_of(dataset, 3 * 5)
     assert reads == [coded.chunks]  # every chunk, once
+
+
+def test_the_largest_shear_params_allow_is_one_keras_accepts() -> None:
+    """params bound cnn.augment.shear at 45 degrees: RandomShear builds with it (tan 45 = 1)."""
+    build_augmentation(rotation=0, shift=0, shear=45, zoom=0, seed=1)
+    with pytest.raises(ValueError):
+        build_augmentation(rotation=0, shift=0, shear=46, zoom=0, seed=1)

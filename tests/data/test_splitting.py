@@ -6,7 +6,7 @@ import pytest
 
 from imgclf.core.config import SplitParams
 from imgclf.core.errors import UserError
-from imgclf.data.splitting import split_counts, split_manifest, split_mode
+from imgclf.data.splitting import group_ids, split_counts, split_manifest, split_mode
 
 
 def split_params(val: float, test: float) -> SplitParams:
@@ -81,6 +81,13 @@ def test_duplicate_groups_never_straddle_two_splits() -> None:
     counts = splits["split"].value_counts()
     assert abs(counts["test"] - 39) <= 8 and abs(counts["val"] - 39) <= 8
     assert splits.groupby("split")["label"].nunique().min() == 3
+    # The ids travel in splits.csv, for cross-validation on train to keep the groups whole.
+    by_path = splits.set_index("path")["group"]
+    assert (by_path.loc[frame["path"]].to_numpy() == groups).all()
+    paths = list(frame["path"][:5])
+    assert (group_ids(splits, paths, "splits.csv") == groups[:5]).all()
+    with pytest.raises(UserError, match=r"splits\.csv: no row for x\.jpg"):
+        group_ids(splits, ["x.jpg"], "splits.csv")
 
 
 def test_singleton_groups_give_the_ungrouped_split() -> None:
@@ -89,6 +96,8 @@ def test_singleton_groups_give_the_ungrouped_split() -> None:
     grouped = split_manifest(frame, params, seed=5, groups=np.arange(len(frame)))
     pd.testing.assert_frame_equal(grouped, split_manifest(frame, params, seed=5))
     assert "pixel_hash" not in grouped.columns and "phash" not in grouped.columns
+    assert "group" not in grouped.columns  # no group of two: splits.csv keeps its bytes
+    assert group_ids(grouped, list(grouped["path"]), "splits.csv") is None
 
 
 def predefined(sizes: dict[str, dict[str, int]]) -> pd.DataFrame:

@@ -124,7 +124,7 @@ def test_summary_compares_every_model_with_the_chosen_one() -> None:
         | {"test.accuracy_lo": 0.9, "test.accuracy_hi": 1.0}
         for name, value in (("good", 0.9), ("bad", 0.5), ("ensemble", 0.8), ("member", 0.7))
     }
-    summary = summarize(metrics, tests, ["member"], seed=0)
+    summary = summarize(metrics, tests, ["member"])
     assert summary["chosen"] == "good"
     bad = summary["vs_chosen"]["bad"]
     assert (bad["only_this_right"], bad["only_other_right"]) == (0, 12)

@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from imgclf.core.errors import UserError
-from imgclf.models.logistic import load_logreg, save_logreg, search_logreg
+from imgclf.models.logistic import cv_folds, load_logreg, save_logreg, search_logreg
 from imgclf.models.modelcard import ModelCard
 
 
@@ -39,6 +39,28 @@ def test_search_picks_c_and_fits_on_train(select: str) -> None:
     features, labels = blobs(60, 2)
     assert (model.predict(features) == labels).mean() > 0.8
     assert summary["C"] == model.named_steps["logisticregression"].C
+
+
+def test_cross_validation_keeps_duplicate_groups_whole() -> None:
+    """With duplicate groups, no fold trains on a copy of an image it scores (plain
+    stratified folds did: a fold's score then counts images it has seen)."""
+    features, labels = blobs(90, 0)
+    groups = np.arange(90) // 3  # thirty groups of three copies
+    for train, held in cv_folds(3, 0, groups).split(features, labels, groups):
+        assert not set(groups[train]) & set(groups[held])
+    plain = cv_folds(3, 0, None).split(features, labels)
+    assert any(set(groups[train]) & set(groups[held]) for train, held in plain)
+    _, summary = search_logreg(
+        (features, labels),
+        blobs(30, 1),
+        grid=[1.0],
+        select="cv",
+        folds=3,
+        max_iter=500,
+        seed=0,
+        groups=groups,
+    )
+    assert summary["C"] == 1.0
 
 
 def test_round_trip(tmp_path: Path) -> None:

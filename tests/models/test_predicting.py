@@ -72,6 +72,21 @@ def test_ten_crop_prediction_averages_the_crops(pack: Path) -> None:
     np.testing.assert_allclose(result.probabilities, expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("size", "windows"), [((5, 6), [(0, 0)]), ((5, 4), [(0, 0), (0, 2), (0, 1)])]
+)
+def test_coinciding_crops_count_once(size: tuple[int, int], windows: list) -> None:
+    """A crop as tall (or as large) as the image has fewer distinct windows than five: a
+    whole-image crop is one window and its mirror, not that pair five times."""
+    images = np.arange(2 * 5 * 6 * 3, dtype=np.float32).reshape(2, 5, 6, 3)
+    crops = ten_crops(images, size).numpy()
+    assert len(crops) == 2 * len(windows)
+    for index, (top, left) in enumerate(windows):
+        window = images[:, top : top + size[0], left : left + size[1]]
+        np.testing.assert_array_equal(crops[index], window)
+        np.testing.assert_array_equal(crops[index + len(windows)], window[:, :, ::-1])
+
+
 def test_model_and_pack_must_agree(pack: Path) -> None:
     with pytest.raises(UserError, match="smaller than the model's input"):
         predict_pack(corner_model((10, 10)), pack, batch_size=3)

@@ -134,7 +134,7 @@ def write_predictions(root: Path, labels: np.ndarray, paths: list[str]) -> None:
         models = root / "metrics/evaluation/models"
         write_json(models / f"{name}.json", metrics_of(TEST_ACCURACY[name]))
     metrics = {name: metrics_of(accuracy) for name, accuracy in TEST_ACCURACY.items()}
-    summary = summarize(metrics, tests, ["cnn/seed0", "cnn/seed1"], seed=0)
+    summary = summarize(metrics, tests, ["cnn/seed0", "cnn/seed1"])
     write_json(root / "metrics/evaluation/summary.json", summary)
     reliability = reliability_table("ensemble", tests["ensemble"], temperature=1.5)
     write_json(root / "metrics/evaluation/reliability.json", reliability)

@@ -197,7 +197,8 @@ class AugmentParams(Section):
 
     rotation: float = field(metadata=bounds(0, 180))  # degrees
     shift: float = field(metadata=bounds(0, 1, open_high=True))  # fraction of width/height
-    shear: float = field(metadata=bounds(0, 80))  # degrees, as modern Keras reads it
+    # Degrees, as modern Keras reads it; RandomShear takes tan(angle), at most 1: 45 degrees.
+    shear: float = field(metadata=bounds(0, 45))
     zoom: float = field(metadata=bounds(0, 1, open_high=True))  # +- fraction
 
 
@@ -381,6 +382,12 @@ class ExportParams(Section):
     model: str
     # train images, drawn with base.seed, that calibrate the int8 model's activation ranges
     calibration_images: int = field(metadata=bounds(1, 100_000))
+    # The int8 model's quality gate, on val against its float source (stage score_export):
+    # top-1 agreement at least this, accuracy at most this below the source's; past either,
+    # log a warning or fail the stage (after writing the scores, so they can be looked at).
+    int8_min_agreement: float = field(metadata=bounds(0, 1))
+    int8_max_accuracy_drop: float = field(metadata=bounds(0, 1))
+    on_int8_loss: Literal["warn", "fail"]
 
     def check(self) -> None:
         if not EXPORTABLE.fullmatch(self.model):

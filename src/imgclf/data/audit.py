@@ -9,14 +9,19 @@ suggested (the label a model proposes, for label errors). Scores follow cleanlab
 convention, lower is more certainly an issue: for a hash pair, its Hamming distance / 64.
 """
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from imgclf.core.errors import UserError
 from imgclf.data.hashing import HASH_BITS, hash_values, near_pairs
 
 AUDIT_COLUMNS = ["path", "issue", "score", "other", "suggested"]
 PAIR_ISSUES = ("exact_duplicate", "near_duplicate")
 LEAK_ISSUES = ("conflicting_label", "split_leak")
+log = logging.getLogger("imgclf.audit")
 
 
 def hash_pairs(images: pd.DataFrame, max_distance: int) -> pd.DataFrame:
@@ -90,3 +95,17 @@ def dataset_facts(splits: pd.DataFrame) -> dict[str, float | int]:
         for quantile, label in ((0.0, "min"), (0.5, "median"), (1.0, "max")):
             facts[f"{name}_{label}"] = round(float(values.quantile(quantile)), 4)
     return facts
+
+
+def check_leaks(counts: dict[str, int], listed_in: Path, on_leak: str) -> None:
+    """Fail (`audit.on_leak: fail`) or warn when duplicates cross classes or splits."""
+    leaks = {issue: counts[issue] for issue in LEAK_ISSUES if counts[issue]}
+    if not leaks:
+        return
+    message = (
+        f"duplicate pairs across classes or splits ({leaks}); listed in {listed_in} "
+        f"(audit.on_leak = {on_leak})"
+    )
+    if on_leak == "fail":
+        raise UserError(message)
+    log.warning(message)

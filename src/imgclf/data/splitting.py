@@ -30,12 +30,16 @@ def split_manifest(
 ) -> pd.DataFrame:
     """Return the manifest with a `split` column, sorted by path; every class in every split.
 
-    Images sharing a `groups` id (one per manifest row) land in the same split. Without
-    groups of two or more this is the plain stratified split, image for image. A manifest
-    with a `split` column (data.predefined) keeps it; without val images, val is carved
-    from train (split.val of it, stratified, seeded, groups kept whole).
+    Images sharing a `groups` id (one per manifest row) land in the same split, and when a
+    group holds two images or more the result keeps the ids as a `group` column, so that
+    cross-validation on train (logreg, audit) keeps them whole too. Without such groups this
+    is the plain stratified split, image for image. A manifest with a `split` column
+    (data.predefined) keeps it; without val images, val is carved from train (split.val of
+    it, stratified, seeded, groups kept whole).
     """
     manifest = manifest.drop(columns=FINGERPRINT_COLUMNS, errors="ignore")
+    if groups is not None and len(np.unique(groups)) < len(manifest):
+        manifest = manifest.assign(group=groups)
     if "split" in manifest.columns:
         splits = _carve_val(manifest, params, seed, groups)
         splits = splits.sort_values("path", kind="stable").reset_index(drop=True)
@@ -75,6 +79,21 @@ def _split_groups(
     group_counts = {name: max(1, round(count * scale)) for name, count in counts.items()}
     split_of = _split_images(group_frame, group_counts, seed).set_index("group")["split"]
     return manifest.assign(split=split_of.loc[groups].to_numpy())
+
+
+def group_ids(splits: pd.DataFrame, paths: list[str], source: object) -> np.ndarray | None:
+    """The duplicate-group id of each of `paths` from splits.csv (`source`), or None when
+    the split found no group of two images or more (every image is its own group)."""
+    if "group" not in splits.columns:
+        return None
+    ids = splits.set_index("path")["group"]
+    missing = [path for path in paths if path not in ids.index]
+    if missing:
+        raise UserError(
+            f"{source}: no row for {missing[0]} (and {len(missing) - 1} more) of the features; "
+            "rerun the split and features stages (dvc repro)"
+        )
+    return ids.loc[paths].to_numpy()
 
 
 def split_mode(manifest: pd.DataFrame) -> str:

@@ -69,7 +69,7 @@ def evaluate_run(params: Params, predictions: Path) -> Evaluation:
         )
         per_class[name] = per_class_metrics(splits, label_names)
         confusion[name] = confusion_rows(splits["test"], label_names)
-    summary = summarize(metrics, tests, params.ensemble_members(), params.base.seed)
+    summary = summarize(metrics, tests, params.ensemble_members())
     chosen = summary["chosen"]
     return Evaluation(
         metrics,
@@ -83,11 +83,23 @@ def evaluate_run(params: Params, predictions: Path) -> Evaluation:
 
 def export_choice(params: Params, metrics: dict[str, dict[str, float]]) -> dict[str, str]:
     """The single model stage `export` exports: `export.model`, or with `chosen` the best of
-    the single models by the choice rule (the ensemble is several models)."""
+    the single models (the ensemble is several) by the choice rule applied to what an export
+    ships: the centre crop without a temperature, not a 10-crop average."""
     if params.export.model != "chosen":
         return {"model": params.export.model, "chosen_by": "export.model"}
-    candidates = {name: metrics[name] for name in params.exportable_models()}
-    return {"model": choose_model(candidates), "chosen_by": CHOICE_RULE}
+    shipped = {name: centre_crop_metrics(metrics[name]) for name in params.exportable_models()}
+    return {"model": choose_model(shipped), "chosen_by": f"centre-crop {CHOICE_RULE}"}
+
+
+def centre_crop_metrics(values: dict[str, float]) -> dict[str, float]:
+    """A model's metrics as its export would score them: those of its centre-crop
+    predictions (`val_1crop.*`, written when `predict.crops` is 10) as `val.*`."""
+    centre = {
+        key.replace("val_1crop.", "val.", 1): value
+        for key, value in values.items()
+        if key.startswith("val_1crop.")
+    }
+    return values | centre
 
 
 def reliability_table(

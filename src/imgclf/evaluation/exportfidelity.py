@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.core.catalogue import predictions_file
+from imgclf.core.config import ExportParams
 from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import SplitPredictions, load_predictions, prediction_attrs
 from imgclf.evaluation.metrics import model_metrics
@@ -15,7 +16,7 @@ from imgclf.evaluation.metrics import model_metrics
 def score_exports(exports: Path, predictions: Path, seed: int) -> dict[str, dict[str, float]]:
     """Per export under `exports` (data/predictions/export): its predictions scored like any
     model's (`model_metrics`; no temperature, since none is shipped), plus its comparison
-    with the source model's centre-crop predictions on test."""
+    with the source model's centre-crop predictions on val and test."""
     scores = {}
     for path in sorted(exports.glob("*.h5")):
         splits, label_names = load_predictions(path)
@@ -29,10 +30,34 @@ def score_exports(exports: Path, predictions: Path, seed: int) -> dict[str, dict
                 f"{source_names}; rerun export (dvc repro)"
             )
         values = model_metrics(splits, len(label_names), seed)
-        scores[path.stem] = values | export_comparison(
-            splits["test"], centre_crop_split(original, "test")
-        )
+        for split in ("val", "test"):
+            values |= export_comparison(splits[split], centre_crop_split(original, split), split)
+        scores[path.stem] = values
     return scores
+
+
+def int8_loss(scores: dict[str, float], params: ExportParams) -> str | None:
+    """What the int8 export lost past `export.int8_min_agreement` or
+    `export.int8_max_accuracy_drop` on val (its `scores`); None when it kept to both."""
+    agreement, drop = scores["val.agreement"], -scores["val.accuracy_delta"]
+    losses = []
+    if agreement < params.int8_min_agreement:
+        losses.append(
+            f"top-1 agreement {agreement:.4f} < export.int8_min_agreement "
+            f"{params.int8_min_agreement}"
+        )
+    if drop > params.int8_max_accuracy_drop:
+        losses.append(
+            f"accuracy {drop:.4f} below its source's > export.int8_max_accuracy_drop "
+            f"{params.int8_max_accuracy_drop}"
+        )
+    if not losses:
+        return None
+    return (
+        f"the int8 export on val: {'; '.join(losses)}; raise export.calibration_images, "
+        f"ship float32.tflite instead, or relax the bound (export.on_int8_loss = "
+        f"{params.on_int8_loss})"
+    )
 
 
 def centre_crop_split(splits: dict[str, SplitPredictions], split: str) -> SplitPredictions:

@@ -128,11 +128,10 @@ def summarize(
     metrics: dict[str, dict[str, float]],
     tests: dict[str, SplitPredictions],
     members: Sequence[str],
-    seed: int,
 ) -> dict[str, object]:
     """The chosen model with its test accuracy and interval; every other model against it on
-    the same test images (McNemar's exact test, paired bootstrap interval of the accuracy
-    difference); and whether the ensemble beat its best member (chosen the same way)."""
+    the same test images (McNemar's exact test and the interval of the accuracy difference
+    that inverts it); and whether the ensemble beat its best member (chosen the same way)."""
     chosen = choose_model(metrics)
     reference = tests[chosen]
     for name, test in tests.items():
@@ -153,7 +152,7 @@ def summarize(
             for key in ("test.accuracy", "test.accuracy_lo", "test.accuracy_hi")
         },
         "vs_chosen": {
-            name: compare_paired(correct(name), correct(chosen), seed).as_dict()
+            name: compare_paired(correct(name), correct(chosen)).as_dict()
             for name in sorted(metrics)
             if name != chosen
         },
@@ -161,7 +160,7 @@ def summarize(
     present = [member for member in members if member in metrics]
     if "ensemble" in metrics and present:
         best = choose_model({member: metrics[member] for member in present})
-        versus = compare_paired(correct("ensemble"), correct(best), seed)
+        versus = compare_paired(correct("ensemble"), correct(best))
         summary["ensemble"] = {
             "best_member": best,
             **versus.as_dict(),

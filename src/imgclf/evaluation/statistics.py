@@ -3,9 +3,11 @@
 Accuracy and rank-5 are fractions of images, so they get Wilson score intervals (close to
 exact at any size, never outside [0, 1]). Macro-F1 is not a mean over images, so it gets a
 seeded percentile bootstrap over the images. Two models on the same images are compared
-with McNemar's exact test (a binomial test on the images only one of them gets right) and a
-paired bootstrap interval of their accuracy difference. All of it is scipy.stats; the
-images are treated as independent draws from the population the split stands for.
+with McNemar's exact test (a binomial test on the images only one of them gets right) and the
+interval of their accuracy difference that inverts that same test (Clopper-Pearson on the
+discordant images), so that the interval excludes 0 exactly when the test rejects. All of it
+is scipy.stats; the images are treated as independent draws from the population the split
+stands for.
 """
 
 from collections.abc import Callable
@@ -104,18 +106,21 @@ class PairedComparison:
         }
 
 
-def compare_paired(correct_a: np.ndarray, correct_b: np.ndarray, seed: int) -> PairedComparison:
-    """McNemar's exact test and a paired bootstrap interval of accuracy(A) − accuracy(B)."""
+def compare_paired(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedComparison:
+    """McNemar's exact test of accuracy(A) − accuracy(B) and the interval that inverts it.
+
+    Of the n images only one model gets right, A gets k: under "equally good" k is
+    Binomial(n, 1/2). The difference is n (2 p − 1) / N with p the chance that a discordant
+    image is A's; the exact (Clopper-Pearson) interval of p maps to the difference's interval,
+    conditional on n. (A paired bootstrap interval could exclude 0 beside p = 0.052.)"""
     correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     only_a = int(np.sum(correct_a & ~correct_b))
     only_b = int(np.sum(~correct_a & correct_b))
-    # McNemar's exact test: under "equally good", each discordant image is a fair coin.
-    p_value = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
-    differences = correct_a.astype(np.float64) - correct_b
-    if np.ptp(differences) == 0:  # identical on every image: the interval is a point
-        low = high = float(differences[0]) if len(differences) else 0.0
-    else:
-        low, high = _percentile_bootstrap((differences,), np.mean, seed)
-    return PairedComparison(
-        float(differences.mean()), low, high, only_a, only_b, float(min(p_value, 1.0))
-    )
+    discordant, total = only_a + only_b, max(len(correct_a), 1)
+    difference = (only_a - only_b) / total
+    if not discordant:  # identical on every image: the interval is a point
+        return PairedComparison(difference, difference, difference, 0, 0, 1.0)
+    test = binomtest(only_a, discordant)
+    share = test.proportion_ci(confidence_level=CONFIDENCE, method="exact")
+    low, high = (discordant * (2 * bound - 1) / total for bound in (share.low, share.high))
+    return PairedComparison(difference, low, high, only_a, only_b, float(min(test.pvalue, 1.0)))

@@ -24,13 +24,13 @@ from cleanlab.internal.neighbor.metric import decide_default_metric
 from cleanlab.typing import Metric
 from scipy.sparse import csr_matrix
 from sklearn.cluster import KMeans
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from imgclf.core.errors import UserError
 from imgclf.data.hdf5io import Features, load_features
-from imgclf.models.logistic import build_logreg
+from imgclf.models.logistic import build_logreg, cv_folds
 
 NEIGHBOURS = 10  # the k of Datalab's near_duplicate and outlier checks (cleanlab's default)
 # Up to here the exact search takes seconds (as Datalab's own did), and small datasets (the
@@ -65,13 +65,25 @@ def load_labelled_features(files: Sequence[Path]) -> Features:
 
 
 def out_of_fold_probabilities(
-    data: Features, *, C: float, folds: int, max_iter: int, seed: int
+    data: Features,
+    *,
+    C: float,
+    folds: int,
+    max_iter: int,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N, C) probabilities, each from a logistic regression that never saw that image."""
+    """(N, C) probabilities, each from a logistic regression that never saw that image, nor
+    (with `groups`) any image of its duplicate group."""
     model = build_logreg(max_iter, seed).set_params(logisticregression__C=C)
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     probabilities = cross_val_predict(
-        model, data.features, data.labels, cv=splitter, method="predict_proba", n_jobs=-1
+        model,
+        data.features,
+        data.labels,
+        groups=groups,
+        cv=cv_folds(folds, seed, groups),
+        method="predict_proba",
+        n_jobs=-1,
     )
     return probabilities.astype(np.float32)
 

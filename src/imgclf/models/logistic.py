@@ -13,15 +13,21 @@ from typing import Any
 import numpy as np
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, PredefinedSplit, StratifiedKFold
+from sklearn.model_selection import (
+    GridSearchCV,
+    PredefinedSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from imgclf.core.config import Params
 from imgclf.core.errors import UserError
-from imgclf.core.fileio import atomic_output
+from imgclf.core.fileio import atomic_output, read_csv
 from imgclf.core.integrity import check_intact
 from imgclf.data.hdf5io import load_features
+from imgclf.data.splitting import group_ids
 from imgclf.models.modelcard import ModelCard
 
 # Every type inside a stored model; anything else in a file is refused.
@@ -45,6 +51,16 @@ def build_logreg(max_iter: int, seed: int, class_weight: str = "none") -> Pipeli
     )
 
 
+def cv_folds(
+    folds: int, seed: int, groups: np.ndarray | None
+) -> StratifiedKFold | StratifiedGroupKFold:
+    """Seeded stratified folds; with duplicate groups, folds that keep each group whole (a
+    copy of an image on both sides of a fold would flatter that fold's score)."""
+    if groups is None:
+        return StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+
+
 def search_logreg(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -55,16 +71,19 @@ def search_logreg(
     max_iter: int,
     seed: int,
     class_weight: str = "none",
+    groups: np.ndarray | None = None,
 ) -> tuple[Pipeline, dict[str, Any]]:
-    """Pick C by cross-validation on train (`select="cv"`, the book's way) or by accuracy on
-    val (`select="val"`); return the model fitted on train with that C, and a summary."""
+    """Pick C by cross-validation on train (`select="cv"`, the book's way; folds keep each
+    duplicate group of `groups` whole) or by accuracy on val (`select="val"`); return the
+    model fitted on train with that C, and a summary."""
     features, labels = train
     if select == "cv":
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        splitter, fit_groups = cv_folds(folds, seed, groups), groups
         data = train
     else:  # train on train, score on val: one predefined split
         splitter = PredefinedSplit(np.r_[np.full(len(labels), -1), np.zeros(len(val[1]))])
         data = (np.concatenate([features, val[0]]), np.concatenate([labels, val[1]]))
+        fit_groups = None
     search = GridSearchCV(
         build_logreg(max_iter, seed, class_weight),
         {"logisticregression__C": list(grid)},
@@ -72,7 +91,7 @@ def search_logreg(
         n_jobs=-1,
         refit=False,
     )
-    search.fit(*data)
+    search.fit(*data, groups=fit_groups)
     best_c = search.best_params_["logisticregression__C"]
     model = build_logreg(max_iter, seed, class_weight).set_params(logisticregression__C=best_c)
     model.fit(features, labels)
@@ -91,12 +110,18 @@ def search_logreg(
 
 
 def train_logreg(
-    params: Params, train_path: Path, val_path: Path, backbone: Path, model_path: Path
+    params: Params,
+    train_path: Path,
+    val_path: Path,
+    backbone: Path,
+    model_path: Path,
+    splits: Path,
 ) -> dict[str, Any]:
-    """The logreg stage's work: `search_logreg` on the train and val features, the model
-    saved with its card (which names `backbone`, the features' backbone). Returns the
-    search's summary."""
+    """The logreg stage's work: `search_logreg` on the train and val features (folds keep
+    the duplicate groups of `splits`, splits.csv, whole), the model saved with its card
+    (which names `backbone`, the features' backbone). Returns the search's summary."""
     train, val = load_features(train_path), load_features(val_path)
+    groups = group_ids(read_csv(splits, ["path"]), train.paths, splits)
     if val.label_names != train.label_names:
         raise UserError(
             f"{val_path}: classes {val.label_names}, but {train_path} has {train.label_names}; "
@@ -112,6 +137,7 @@ def train_logreg(
         max_iter=settings.max_iter,
         seed=params.base.seed,
         class_weight=settings.class_weight,
+        groups=groups,
     )
     body = ModelCard.read(backbone)
     card = ModelCard(

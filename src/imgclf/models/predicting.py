@@ -45,14 +45,18 @@ def _load_failure(message: str) -> str:
 
 
 def ten_crops(images: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """(10, B, h, w, 3): corners, centre, and their mirror images, of a (B, H, W, 3) batch."""
+    """(V, B, h, w, 3): the distinct windows among the corners and the centre of a
+    (B, H, W, 3) batch, then their mirror images. Ten views when the crop is smaller than the
+    image both ways; when it is as tall or as wide, several windows coincide and each counts
+    once (a crop of the whole image gives two views: it, mirrored), so that the average is
+    not a mirror average counted five times."""
     height, width = images.shape[1], images.shape[2]
     crop_height, crop_width = size
     tops = (0, 0, height - crop_height, height - crop_height, (height - crop_height) // 2)
     lefts = (0, width - crop_width, 0, width - crop_width, (width - crop_width) // 2)
+    windows = dict.fromkeys(zip(tops, lefts, strict=True))  # distinct, in the book's order
     crops = [
-        images[:, top : top + crop_height, left : left + crop_width, :]
-        for top, left in zip(tops, lefts, strict=True)
+        images[:, top : top + crop_height, left : left + crop_width, :] for top, left in windows
     ]
     crops += [tf.reverse(crop, axis=[2]) for crop in crops]
     return tf.stack(crops)
@@ -77,11 +81,11 @@ def predict_pack(
         dataset = evaluation_dataset(info, batch_size=batch_size, crop=size)
         probabilities = model.predict(dataset, verbose=0)
     else:
-        batches = []  # each batch of B images becomes 10 * B crops, averaged per image
+        batches = []  # each batch of B images becomes V * B crops, averaged per image
         for images, _ in evaluation_dataset(info, batch_size=batch_size):
-            crops_batch = tf.reshape(ten_crops(images, size), (-1, *size, 3))
-            output = model.predict_on_batch(crops_batch)
-            batches.append(output.reshape(10, len(images), -1).mean(axis=0))
+            views = ten_crops(images, size)
+            output = model.predict_on_batch(tf.reshape(views, (-1, *size, 3)))
+            batches.append(output.reshape(len(views), len(images), -1).mean(axis=0))
         probabilities = np.concatenate(batches)
     with PackReader(pack) as reader:
         return SplitPredictions(probabilities.astype(np.float32), reader.labels, reader.paths)

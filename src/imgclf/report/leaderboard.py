@@ -78,9 +78,10 @@ def models_section(
         "± is half the width of the 95 % interval over the test images (Wilson for accuracy "
         "and rank-5, a seeded bootstrap for macro-F1); the exact bounds are the `_lo`/`_hi` "
         "keys of the metrics files.",
-        "vs chosen: test accuracy minus the chosen model's on the same images, its 95 % paired "
-        "bootstrap interval and McNemar's exact p; **\\*** marks p < 0.05, each comparison "
-        "on its own (no correction for making several).",
+        "vs chosen: test accuracy minus the chosen model's on the same images, McNemar's "
+        "exact p and the 95 % interval that inverts that test (it excludes 0 exactly when "
+        "p < 0.05); **\\*** marks p < 0.05, each comparison on its own (no correction for "
+        "making several).",
         *ensemble_note(summary.get("ensemble")),
         calibration_note(scaled),
         crops_note(params.predict.crops, centre_crop),
@@ -166,7 +167,8 @@ def crops_note(crops: int, compared: bool) -> str:
         return "The Keras models (CNNs, `finetune`) predict the centre crop (`predict.crops: 1`)."
     note = (
         "The Keras models (CNNs, `finetune`) average ten crops, the four corners and the "
-        "centre, each also mirrored (`predict.crops: 10`)"
+        "centre, each also mirrored (`predict.crops: 10`); a model whose input is the whole "
+        "packed image averages two, the image and its mirror"
     )
     return note + ("; one column shows the centre crop alone." if compared else ".")
 

@@ -41,14 +41,15 @@ class Classifier:
 
     def predict_packed(self, packed: np.ndarray, crops: int = 1) -> np.ndarray:
         """(B, classes) for packed images (B, *image_size, 3): the centre crop, or the mean
-        over the ten crops (corners and centre, mirrored), as the predict stages compute it."""
+        over the ten crops (the distinct ones of corners and centre, mirrored), as the predict
+        stages compute it."""
         if crops == 1:
             return self.predict(centre_crop(packed, self.input_size))
         if not self.croppable:
             raise UserError("--crops 10 is for Keras models; logreg sees the whole image")
-        crops_batch = np.asarray(ten_crops(packed, self.input_size))
-        output = self.predict(crops_batch.reshape(-1, *self.input_size, 3))
-        return np.asarray(output).reshape(10, len(packed), -1).mean(axis=0)
+        views = np.asarray(ten_crops(packed, self.input_size))
+        output = self.predict(views.reshape(-1, *self.input_size, 3))
+        return np.asarray(output).reshape(len(views), len(packed), -1).mean(axis=0)
 
 
 def load_classifier(path: Path | str) -> Classifier:

@@ -1,16 +1,19 @@
 """The pack stage's image preparation as TensorFlow ops, for a SavedModel that takes encoded
-image bytes: decode (JPEG at libjpeg's reduced size, PNG with alpha composited on white), RGB,
-the aspect-aware centre crop and resize to the packed size, rounded to uint8 as packs store it.
+image bytes: decode (JPEG at libjpeg's reduced size and turned by its EXIF orientation, PNG
+with alpha composited on white), RGB, the aspect-aware centre crop and resize to the packed
+size, rounded to uint8 as packs store it.
 
 It mirrors `imgclf.data.imaging` (OpenCV) step by step; tests/serving/test_decoding.py
 measures where the pixels agree (area shrinks, reduced JPEG decoding, transparency) and by how
 much they do not (enlarging, linear, cubic: other kernels); the README lists the figures.
-JPEG EXIF orientation is not applied, and only JPEG and PNG are read.
+Only JPEG and PNG are read.
 """
 
 from collections.abc import Callable
 
 import tensorflow as tf
+
+from imgclf.serving.orientation import apply_orientation, exif_orientation, swaps_sides
 
 # pack.interpolation -> tf.image.resize method.
 METHODS = {"area": "area", "linear": "bilinear", "cubic": "bicubic"}
@@ -44,20 +47,27 @@ def pack_image(data: tf.Tensor, size: tuple[int, int], interpolation: str) -> tf
 
 def _decode_jpeg(data: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     """RGB at the largest reduction that keeps the image at least `size`, as the pack stage
-    asks libjpeg for it (`imaging.jpeg_reduction`): the same pixels, not a resize of them."""
+    asks libjpeg for it (`imaging.jpeg_reduction`): the same pixels, not a resize of them;
+    then turned by its EXIF orientation, as OpenCV turns it (the sizes are the turned ones)."""
+    orientation = exif_orientation(data)
     shape = tf.image.extract_jpeg_shape(data)
-    height, width = shape[0], shape[1]
+    turned = swaps_sides(orientation)
+    height = tf.where(turned, shape[1], shape[0])
+    width = tf.where(turned, shape[0], shape[1])
     branches = []
     for factor in _REDUCTIONS:
         fits = tf.logical_and(
             -(-width // factor) >= size[1], -(-height // factor) >= size[0]
         )  # libjpeg's reduced side is ceil(side / factor)
         branches.append((fits, _jpeg_decoder(data, factor)))
-    return tf.case(branches, default=_jpeg_decoder(data, 1), exclusive=False)
+    decoded = tf.case(branches, default=_jpeg_decoder(data, 1), exclusive=False)
+    return apply_orientation(decoded, orientation)
 
 
 def _jpeg_decoder(data: tf.Tensor, factor: int) -> Callable[[], tf.Tensor]:
-    return lambda: tf.io.decode_jpeg(data, channels=3, ratio=factor)
+    # libjpeg's accurate integer IDCT, which OpenCV uses (TensorFlow defaults to the fast one,
+    # a few grey levels off on most pixels).
+    return lambda: tf.io.decode_jpeg(data, channels=3, ratio=factor, dct_method="INTEGER_ACCURATE")
 
 
 def _decode_png(data: tf.Tensor) -> tf.Tensor:
