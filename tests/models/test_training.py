@@ -50,7 +50,14 @@ def test_constant_schedule_and_optimizers() -> None:
     assert isinstance(adam, keras.optimizers.Adam)
 
 
-def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) -> int:
+def run(
+    paths: RunPaths,
+    run_id: str,
+    pack: PackInfo,
+    callbacks=(),
+    model=None,
+    keep_epoch: str = "best_val",
+) -> int:
     keras.utils.set_random_seed(0)
     train = functools.partial(training_dataset, pack, batch_size=8, seed=0, crop=(4, 4))
     return fit_resumable(
@@ -64,6 +71,7 @@ def run(paths: RunPaths, run_id: str, pack: PackInfo, callbacks=(), model=None) 
         callbacks=callbacks,
         card=tiny_pack_card("tiny", (4, 4)),  # the file is then byte-for-byte reproducible
         verbose=0,
+        keep_epoch=keep_epoch,
     )
 
 
@@ -143,6 +151,26 @@ def test_best_on_val_is_kept_across_a_resume(tmp_path: Path, pack) -> None:
     assert metrics["accuracy"] == pytest.approx(best, abs=1e-6)
     first_best = int(np.argmax(curves["val_accuracy"].to_numpy()))  # the first of equals
     assert metrics["loss"] == pytest.approx(curves["val_loss"][first_best], rel=1e-5)
+
+
+def test_keep_epoch_last_keeps_the_last_epoch_across_a_resume(tmp_path: Path, pack) -> None:
+    """A fixed epoch count: the model is the last epoch's whatever val says, so val is not
+    spent on picking the epoch (and a kill and resume keep the same one)."""
+    paths = paths_in(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run(paths, "run-a", pack, callbacks=[stop_at(3)], keep_epoch="last")
+    run(paths, "run-a", pack, keep_epoch="last")
+    curves = read_curves(paths.curves)
+    model = keras.models.load_model(paths.model, safe_mode=True)
+    metrics = model.evaluate(
+        evaluation_dataset(pack, batch_size=8, crop=(4, 4)), verbose=0, return_dict=True
+    )
+    assert metrics["loss"] == pytest.approx(curves["val_loss"].iloc[-1], rel=1e-5)
+    best = paths_in(tmp_path / "best")
+    run(best, "run-a", pack)
+    # On this run val accuracy peaks at epoch 2 (first of equals), so the rules differ.
+    assert int(np.argmax(curves["val_accuracy"].to_numpy())) != len(curves) - 1
+    assert best.model.read_bytes() != paths.model.read_bytes()
 
 
 def test_finished_state_can_be_kept_for_a_later_phase(tmp_path: Path, pack) -> None:

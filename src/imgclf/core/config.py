@@ -169,6 +169,10 @@ Architecture = Literal["minivggnet", "alexnet", "minigooglenet", "resnet"]
 
 # balanced: weight each class by n / (classes * its count) in the loss (scikit-learn's rule).
 ClassWeight = Literal["none", "balanced"]
+# Which epoch's model a training run keeps: the last (a fixed epoch count, so that val is
+# left to choose between models), or the best on val (which lends val's noise to the model's
+# own val score: a max over epochs flatters it against models that did not get one).
+KeepEpoch = Literal["last", "best_val"]
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,7 @@ class CnnParams(Section):
     schedule: ScheduleParams
     augment: AugmentParams
     class_weight: ClassWeight
+    keep_epoch: KeepEpoch
 
     def check(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
@@ -322,6 +327,7 @@ class FinetuneParams(Section):
     optimizer: OptimizerParams
     augment: AugmentParams
     class_weight: ClassWeight
+    keep_epoch: KeepEpoch  # in both phases
 
 
 @dataclass(frozen=True)

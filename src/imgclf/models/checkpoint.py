@@ -1,7 +1,7 @@
 """The resumable state of a training run, kept in a folder (`<model>.state/`):
 
 - `run_id`: the run's fingerprint; any other run finds a mismatch and starts afresh;
-- `best.keras`: the best model on val so far;
+- `best.keras`: the model kept so far: the best on val, or (`keep_epoch="last"`) the last;
 - `curves.csv`: a row per finished epoch (see `curves`);
 - `checkpoint.npz`: the epochs finished, the best val accuracy, and every variable of the
   model (weights, BatchNorm statistics, Dropout's random state) and of its optimizer (step
@@ -30,8 +30,8 @@ class RunState:
     """The state folder of one run; `restore` it into the model before `fit`, and give
     `fit` its `callback`."""
 
-    def __init__(self, folder: Path, run_id: str) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, run_id: str, keep_epoch: str = "best_val") -> None:
+        self.folder, self.keep_last = folder, keep_epoch == "last"
         self.best_model = folder / "best.keras"
         self.curves = folder / "curves.csv"
         self.checkpoint = folder / "checkpoint.npz"
@@ -65,8 +65,8 @@ class RunState:
         return self.epochs
 
     def end_epoch(self, model: keras.Model, epoch: int, logs: dict[str, Any]) -> None:
-        """Record finished epoch `epoch` (0-based): best model, curves, then the checkpoint."""
-        if logs[MONITOR] > self.best:
+        """Record finished epoch `epoch` (0-based): kept model, curves, then the checkpoint."""
+        if self.keep_last or logs[MONITOR] > self.best:
             self.best = float(logs[MONITOR])
             with atomic_output(self.best_model) as temporary:
                 model.save(temporary)

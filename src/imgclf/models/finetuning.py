@@ -152,12 +152,18 @@ def finetune_two_phases(
     class_weight: dict[int, float] | None = None,
 ) -> list[str]:
     """Warm the new head up with the body frozen, then train it with the body's top layers;
-    keep the best phase-2 epoch on val. Returns the backbone layers trained in phase 2.
+    keep the phase-2 epoch `params.keep_epoch` says (the last, or the best on val). Returns the
+    backbone layers trained in phase 2.
 
     The warm-up's state is kept until phase 2 ends: a run killed in phase 2 resumes there,
     without training the warm-up again. Curves go to `curves`/warmup.csv and finetune.csv.
     """
-    run = {"steps_per_epoch": steps_per_epoch, "run_id": run_id, "class_weight": class_weight}
+    run = {
+        "steps_per_epoch": steps_per_epoch,
+        "run_id": run_id,
+        "class_weight": class_weight,
+        "keep_epoch": params.keep_epoch,
+    }
     with strategy.scope():
         model = build_finetune_model(
             load_keras_model(backbone_path),
@@ -187,7 +193,7 @@ def finetune_two_phases(
         **run,
     )
     with strategy.scope():
-        if warmup.model.exists():  # the best warm-up epoch; multi-worker models already hold it
+        if warmup.model.exists():  # the kept warm-up epoch; multi-worker models already hold it
             model = load_keras_model(warmup.model)
         trainable = unfreeze_top(model, params.unfreeze)
         compile_classifier(

@@ -82,6 +82,7 @@ def fit_multi_worker(
     card: ModelCard | None = None,
     verbose: int = 2,
     keep_state: bool = False,
+    keep_epoch: str = "best_val",
 ) -> int:
     """`fit_resumable` without the resume, on every worker at once. `model` is compiled by
     `training.compile_classifier` inside `strategy.scope()`; `train(first_epoch=0)` is endless
@@ -97,7 +98,7 @@ def fit_multi_worker(
     batches = iter(strategy.experimental_distribute_dataset(_shard_by_data(train(first_epoch=0))))
     val_batches = strategy.experimental_distribute_dataset(_shard_by_data(val))
     try:
-        loop = _EpochLoop(strategy, model)
+        loop = _EpochLoop(strategy, model, keep_last=keep_epoch == "last")
         for epoch in range(epochs):
             logs = loop.run_epoch(batches, steps_per_epoch, val_batches, work / "best.keras")
             if chief:
@@ -124,8 +125,11 @@ def fit_multi_worker(
 class _EpochLoop:
     """The distributed steps, and one epoch: train, validate, keep the best model."""
 
-    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model) -> None:
+    def __init__(
+        self, strategy: tf.distribute.Strategy, model: keras.Model, keep_last: bool = False
+    ) -> None:
         self.strategy, self.model, self.best = strategy, model, -math.inf
+        self.keep_last = keep_last
         with strategy.scope():  # replicas cannot create variables: make the slots here
             model.optimizer.build(model.trainable_variables)
         self.average_statistics = statistics_averager(strategy, model)  # see the callback
@@ -139,7 +143,7 @@ class _EpochLoop:
         self.average_statistics()
         val_loss, val_accuracy = _means(self.eval_step, val)
         # Every worker sees the same all-reduced values, so all of them save or none does.
-        if val_accuracy > self.best:
+        if self.keep_last or val_accuracy > self.best:
             self.best = val_accuracy
             with atomic_output(best) as temporary:
                 self.model.save(temporary)

@@ -80,4 +80,5 @@ def train_from_scratch(
         run_id=fingerprint(settings, [train_pack, val_pack, means]),
         class_weight=class_weights(cnn.class_weight, train_pack),
         card=card,
+        keep_epoch=cnn.keep_epoch,
     )

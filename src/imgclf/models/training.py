@@ -137,13 +137,15 @@ def fit_resumable(
     verbose: int = 2,
     keep_state: bool = False,
     class_weight: dict[int, float] | None = None,
+    keep_epoch: str = "best_val",
 ) -> int:
     """Fit `model` (compiled) for `epochs`, resuming an interrupted run with the same
-    `run_id`; write the best-on-val model to `paths.model`, with its `card` inside it (see
+    `run_id`; write the kept model (the best on val, or with `keep_epoch="last"` the last
+    epoch's) to `paths.model`, with its `card` inside it (see
     `modelcard`), and the curves to `paths.curves`. `train(first_epoch=k)` gives the batches
     of epochs k, k + 1, ... `keep_state` keeps the finished state, so that a later phase can be
     resumed without training this one again. Returns the number of epochs trained here."""
-    state = RunState(paths.state, run_id)
+    state = RunState(paths.state, run_id, keep_epoch)
     start = state.restore(model)
     if start < epochs:
         model.fit(
