@@ -7,6 +7,7 @@ from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.core.config import load_params
+from imgclf.core.provenance import write_provenance
 from imgclf.core.stage import run_stage
 from imgclf.models.pretraining import make_backbone
 from imgclf.models.runtime import setup
@@ -25,11 +26,13 @@ def main() -> None:
     parser.add_argument(
         "--pretrain-splits", type=Path, required=True, help="folder of the pretraining splits"
     )
+    parser.add_argument("--provenance", type=Path, required=True, help="where it was made (JSON)")
     args = parser.parse_args()
 
     params = load_params(args.params)
     setup(params.base.seed, params.base.deterministic)  # first: before TensorFlow runs
     body = make_backbone(params, args.out, args.curves, args.pretrain_packs, args.pretrain_splits)
+    write_provenance(args.provenance, params.base.deterministic)
     spec = params.backbone
     shape = body.output_shape[1:]
     log.info(

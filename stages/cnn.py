@@ -6,6 +6,7 @@ from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
 from imgclf.core.config import load_params
+from imgclf.core.provenance import write_provenance
 from imgclf.core.stage import run_stage
 from imgclf.models.runtime import setup
 from imgclf.models.scratch import train_from_scratch
@@ -23,12 +24,14 @@ def main() -> None:
     parser.add_argument("--means", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="best-on-val model (.keras)")
     parser.add_argument("--curves", type=Path, required=True, help="training curves (CSV)")
+    parser.add_argument("--provenance", type=Path, required=True, help="where it was made (JSON)")
     args = parser.parse_args()
 
     params = load_params(args.params)
     setup(args.seed, params.base.deterministic)  # first: before TensorFlow runs anything
     paths = RunPaths(args.model, args.curves)
     trained = train_from_scratch(params, args.seed, args.train, args.val, args.means, paths)
+    write_provenance(args.provenance, params.base.deterministic)
     log.info("trained %d epochs (of %d); best model in %s", trained, params.cnn.epochs, args.model)
 
 

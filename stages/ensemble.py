@@ -23,10 +23,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="ensemble predictions (.h5)")
     parser.add_argument("--models", type=Path, required=True, help="the cnn models' folder")
     parser.add_argument("--curves", type=Path, required=True, help="the cnn curves' folder")
+    parser.add_argument("--provenance", type=Path, required=True, help="the cnn provenance folder")
     args = parser.parse_args()
 
     params = load_params(args.params)
-    remove_dropped_seeds(params.cnn.seeds, args.predictions / "cnn", args.models, args.curves)
+    remove_dropped_seeds(
+        params.cnn.seeds, args.predictions / "cnn", args.models, args.curves, args.provenance
+    )
     ensemble = build_ensemble(params, args.predictions)
     members = params.ensemble_members()
     attrs = {"members": ",".join(members)}

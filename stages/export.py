@@ -10,6 +10,7 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.core.catalogue import model_file, predictions_file
 from imgclf.core.config import load_params
 from imgclf.core.fileio import atomic_output, read_json, write_json
+from imgclf.core.provenance import write_provenance
 from imgclf.core.stage import run_stage
 from imgclf.data.hdf5io import PackReader, save_predictions
 from imgclf.models.modelcard import check_classes
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="export folder")
     parser.add_argument("--out-predictions", type=Path, required=True, help="exports' predictions")
     parser.add_argument("--summary", type=Path, required=True, help="what was exported (JSON)")
+    parser.add_argument("--provenance", type=Path, required=True, help="where it was made (JSON)")
     args = parser.parse_args()
 
     params = load_params(args.params)
@@ -65,6 +67,7 @@ def main() -> None:
         )
         accuracy = (splits["test"].probabilities.argmax(1) == splits["test"].labels).mean()
         log.info("%s of %s: %d bytes, test accuracy %.4f", export, name, sizes[export], accuracy)
+    write_provenance(args.provenance, params.base.deterministic)
     write_json(
         args.summary,
         {

@@ -8,6 +8,7 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.core.config import load_params
 from imgclf.core.cpu import pin_threads
 from imgclf.core.fileio import write_json
+from imgclf.core.provenance import write_provenance
 from imgclf.core.stage import run_stage
 from imgclf.models.logistic import train_logreg
 
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--backbone", type=Path, required=True, help="the features' backbone")
     parser.add_argument("--model", type=Path, required=True, help="model (.skops)")
     parser.add_argument("--search", type=Path, required=True, help="grid search (JSON)")
+    parser.add_argument("--provenance", type=Path, required=True, help="where it was made (JSON)")
     args = parser.parse_args()
 
     params = load_params(args.params)
@@ -30,6 +32,7 @@ def main() -> None:
         pin_threads()  # the same sums on any core count
     summary = train_logreg(params, args.train, args.val, args.backbone, args.model, args.splits)
     write_json(args.search, summary)
+    write_provenance(args.provenance, params.base.deterministic)
     select = params.logreg.select
     grid = ", ".join(f"{row['C']:g}: {row['score']:.4f}" for row in summary["grid"])
     log.info("grid (%s score by C): %s", select, grid)

@@ -36,6 +36,7 @@ def main() -> None:
         "audit": "data/interim/audit.csv",
         "audit_summary": "metrics/audit.json",
         "packs": "data/processed",
+        "provenance": "metrics/provenance",
     }
     for name, default in paths.items():
         flag = "--" + name.replace("_", "-")

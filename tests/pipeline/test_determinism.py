@@ -1,7 +1,8 @@
-"""`base.deterministic: true` gives the same bytes on other machines: other core counts and
-instruction sets are simulated on this one, with CPU affinity and the libraries' own
-environment switches, for the training, feature, prediction and logistic-regression stages;
-and a training stage killed mid-run resumes to the bytes of an uninterrupted run."""
+"""`base.deterministic: true` gives the same bytes on the same CPU model whatever its core
+count: one core (CPU affinity) and a three-thread machine with oneDNN capped at AVX2 (the
+libraries' own switches), for the training, feature, prediction and logistic-regression
+stages; and a training stage killed mid-run resumes to the bytes of an uninterrupted run.
+(Other CPU models: test_cpu_models.py.)"""
 
 import hashlib
 import re
@@ -22,8 +23,8 @@ OUTPUTS = [
     "data/predictions/cnn/seed0.h5",
     "models/logreg.skops",
 ]
-# What another machine changes: how many cores TensorFlow, OpenBLAS and OpenMP spread their
-# sums over, and which instruction sets oneDNN may use (here: AVX-512 and AMX).
+# What another machine of the same CPU model changes: how many cores TensorFlow, OpenBLAS and
+# OpenMP spread their sums over; and a cap on the instruction sets oneDNN may use.
 MACHINES = {
     "one core": (["taskset", "-c", "0"], {}),
     "an AVX2-only CPU with three cores": (
@@ -43,7 +44,7 @@ def digests(project: Project) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("machine", MACHINES)
-def test_other_machines_give_the_same_bytes(
+def test_other_cores_and_kernel_caps_give_the_same_bytes(
     built_project: Project, tmp_path: Path, machine: str
 ) -> None:
     prefix, environment = MACHINES[machine]

@@ -49,6 +49,18 @@ def curves_path(training: Path, name: str) -> Path:
     return training / (name if name == "finetune" else f"{name}.csv")
 
 
+def trained_artifacts(seeds: Sequence[int]) -> list[str]:
+    """Every artifact a stage trains or converts, each with its provenance record: the
+    backbone, the cnn seeds, logreg, finetune and the export."""
+    return ["backbone", *map(cnn_name, seeds), *SINGLE_MODELS, "export"]
+
+
+def provenance_file(provenance: Path, name: str) -> Path:
+    """Where an artifact (`trained_artifacts`) was made, under `provenance`
+    (metrics/provenance): written by the stage that made it."""
+    return provenance / f"{name}.json"
+
+
 def metrics_file(metrics: Path, name: str) -> Path:
     """A model's headline metrics under `metrics` (metrics/evaluation/models)."""
     return metrics / f"{name}.json"
@@ -56,11 +68,12 @@ def metrics_file(metrics: Path, name: str) -> Path:
 
 def seed_files(seeds: Sequence[int]) -> dict[str, list[str]]:
     """The file names the cnn seeds own in their folders: predictions (data/predictions/cnn),
-    models with their training state (models/cnn) and curves (plots/training/cnn), for
-    pruning the seeds dropped."""
+    models with their training state (models/cnn), curves (plots/training/cnn) and
+    provenance (metrics/provenance/cnn), for pruning the seeds dropped."""
     names = [name.removeprefix("cnn/") for name in map(cnn_name, seeds)]
     return {
         "predictions": [f"{name}.h5" for name in names],
         "models": [file for name in names for file in (f"{name}.keras", f"{name}.keras.state")],
         "curves": [f"{name}.csv" for name in names],
+        "provenance": [f"{name}.json" for name in names],
     }

@@ -1,14 +1,19 @@
-"""Which CPU kernels the numeric libraries run, so that results are bit-identical on any
-x86-64 CPU with AVX2, whatever its core count.
+"""Which CPU kernels the numeric libraries run, so that results are bit-identical on one CPU
+model whatever its core count, and run the same kernels on every x86-64 CPU with AVX2 (what
+that makes identical across CPU models, and what not: README, Reproducibility).
 
 Libraries pick their kernels by the instruction sets of the CPU they run on, and split sums
 over as many threads as it has cores; either changes the last bits of a float, and training
 grows them into other weights. Two kinds of settings remove both:
 
-- set when `imgclf` is imported, before NumPy loads, in both modes (they cost nothing
-  measurable here, and NumPy cannot change them once loaded): NumPy's AVX-512 loops off
-  (`NPY_DISABLE_CPU_FEATURES`) and OpenBLAS, NumPy's and SciPy's, on its Haswell (AVX2)
-  kernels (`OPENBLAS_CORETYPE`);
+- set when `imgclf` is imported, before NumPy and TensorFlow load, in both modes (they cost
+  nothing measurable here, and neither library can change them once loaded): NumPy's AVX-512
+  loops off (`NPY_DISABLE_CPU_FEATURES`), OpenBLAS, NumPy's and SciPy's, on its Haswell
+  (AVX2) kernels (`OPENBLAS_CORETYPE`), and TensorFlow's oneDNN kernels on
+  (`TF_ENABLE_ONEDNN_OPTS`): by default TensorFlow turns them on only on CPUs with
+  AVX512_VNNI, AVX512_BF16 or AMX and runs Eigen's elsewhere, so two CPU models ran two
+  different sets of kernels (emulated Haswell and EPYC-Rome trained different models with
+  Eigen, and one model with oneDNN: tests/pipeline/test_cpu_models.py);
 - with `base.deterministic: true`, by `pin_threads` (and TensorFlow's own settings in
   `imgclf.models.runtime`): one BLAS/OpenMP thread, so no sum is split by the core count.
 
@@ -25,11 +30,12 @@ OPENBLAS_CORE = "Haswell"
 PINNED_ENVIRONMENT = {
     "NPY_DISABLE_CPU_FEATURES": NUMPY_DISABLED,
     "OPENBLAS_CORETYPE": OPENBLAS_CORE,
+    "TF_ENABLE_ONEDNN_OPTS": "1",
 }
 
 
 def pin_before_numpy() -> None:
-    """Set the kernel choices that NumPy and OpenBLAS read when they load."""
+    """Set the kernel choices that NumPy, OpenBLAS and TensorFlow read when they load."""
     for name, value in PINNED_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
 

@@ -20,17 +20,19 @@ log = logging.getLogger("imgclf.evaluation.ensembling")
 
 
 def remove_dropped_seeds(
-    seeds: Sequence[int], predictions: Path, models: Path, curves: Path
+    seeds: Sequence[int], predictions: Path, models: Path, curves: Path, provenance: Path
 ) -> None:
-    """The predictions, models, training states and curves of seeds no longer in cnn.seeds
-    (no stage makes them now). Stage `ensemble` calls this, the first stage after the seeds
-    that reads these folders (it lists them as dependencies), so they are gone before DVC
-    hashes them for it or any later stage, and the lock holds what a fresh clone has."""
+    """The predictions, models, training states, curves and provenance records of seeds no
+    longer in cnn.seeds (no stage makes them now). Stage `ensemble` calls this, the first
+    stage after the seeds that reads these folders (it lists them as dependencies, but for
+    the committed provenance), so they are gone before DVC hashes them for it or any later
+    stage, and the lock holds what a fresh clone has."""
     owned = seed_files(seeds)
     kept = {
         predictions: owned["predictions"],
         models: owned["models"],
         curves: owned["curves"],
+        provenance: owned["provenance"],
     }
     for folder, keep in kept.items():
         if removed := remove_stale(folder, keep):

@@ -1,5 +1,6 @@
 """How TensorFlow runs: seeds, and with `deterministic`, kernels and threads that give
-bit-identical results on any x86-64 CPU with AVX2, whatever its core count.
+bit-identical results on one CPU model whatever its core count (other CPU models train
+other last bits: README, Reproducibility).
 
 oneDNN, under most of TensorFlow's CPU kernels, picks its code by instruction set (AVX2,
 AVX-512, AMX) and splits work by the size of TensorFlow's thread pool; either changes the

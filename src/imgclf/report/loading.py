@@ -56,6 +56,7 @@ class ReportInputs:
     audit: Path | None = None  # data/interim/audit.csv
     audit_summary: Path | None = None  # metrics/audit.json
     packs: Path | None = None  # data/processed/ ({split}.h5: the audit's images)
+    provenance: Path = Path("metrics/provenance")  # where each trained artifact was made
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Sections: the pipeline's answer (the model chosen on val, its test accuracy and interval), the
 dataset, its audit (`imgclf.report.auditreport`), the backbone, every model's metrics with
 intervals and comparisons (`imgclf.report.leaderboard`), calibration, training curves, and
-the chosen model's confusion matrix and most confident mistakes. Inputs come from
+the chosen model's confusion matrix and most confident mistakes, the export, and where each
+trained artifact was made (`imgclf.report.machines`). Inputs come from
 `imgclf.report.loading`; a section whose inputs the run did not produce becomes a note. Nothing
 depends on the clock or the file system's order: the same run gives the same bytes.
 """
@@ -11,7 +12,7 @@ depends on the clock or the file system's order: the same run gives the same byt
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from imgclf.core.catalogue import cnn_name, curves_path, predictions_file
+from imgclf.core.catalogue import cnn_name, curves_path, predictions_file, trained_artifacts
 from imgclf.core.config import Params
 from imgclf.core.fileio import atomic_output, read_json
 from imgclf.data.hdf5io import SplitPredictions
@@ -43,6 +44,7 @@ from imgclf.report.loading import (
     read_rejected,
     read_summary,
 )
+from imgclf.report.machines import provenance_section
 from imgclf.report.markdown import code
 
 WARNING = "Random weights: the transfer-learning results are meaningless"
@@ -69,6 +71,7 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
         training_section(params, inputs.training, figures, backbone),
         chosen_model_section(params, results, inputs, figures, mistakes),
         export_section(inputs.exports, inputs.export, inputs.latency),
+        provenance_section(inputs.provenance, trained_artifacts(params.cnn.seeds)),
     ]
     report = out / "report.md"
     with atomic_output(report) as temporary:
