@@ -70,7 +70,7 @@ def compare_with_committed(root: Path, revision: str = "HEAD") -> list[str]:
             f"{len(changed)} committed files changed{':' if changed else '.'}"
             + (f" {', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}." if changed else "")
         )
-    movements = git.movements(root)
+    movements = git.movements()
     if movements:
         lines += ["", *_table(movements)]
         inside = sum(movement.inside for movement in movements)
@@ -134,11 +134,11 @@ class _Git:
         status = self._run("status", "--porcelain", "--", *COMMITTED_OUTPUTS)
         return [line[3:] for line in status.stdout.splitlines()]
 
-    def movements(self, root: Path) -> list[Movement]:
+    def movements(self) -> list[Movement]:
         found = []
         for path in self.committed_files(MODEL_METRICS):
             committed = self.committed_json(path) or {}
-            new = _read_json(root / path) or {}
+            new = _read_json(self.root / path) or {}
             model = path.relative_to(MODEL_METRICS).with_suffix("").as_posix()
             for metric in HEADLINE:
                 if not all(f"{metric}{end}" in committed for end in ("", "_lo", "_hi")):
