@@ -64,10 +64,18 @@ def machine_record(deterministic: bool) -> dict[str, Any]:
 
 def cpu_record() -> dict[str, Any]:
     """The CPU's vendor, name, family/model/stepping, instruction-set level and data caches."""
-    import cpuinfo  # py-cpuinfo
+    found: dict[str, Any] = {}
+    if _is_x86():
+        # py-cpuinfo's CPUID reader, called directly: its get_cpu_info also times the clock
+        # and swallows errors; it returned nothing once on one loaded core under qemu.
+        from cpuinfo.cpuinfo import CPUID
 
-    cpuinfo.CAN_CALL_CPUID_IN_SUBPROCESS = False  # no fork of a process that runs TensorFlow
-    found = cpuinfo.cpuinfo._get_cpu_info_from_cpuid() if _is_x86() else {}
+        cpuid = CPUID()
+        found = {
+            "vendor_id_raw": cpuid.get_vendor_id(),
+            "brand_raw": cpuid.get_processor_brand(cpuid.get_max_extension_support()),
+            **cpuid.get_info(),
+        }
     return {
         "vendor": found.get("vendor_id_raw", platform.machine()),
         "name": found.get("brand_raw", platform.processor() or platform.machine()),
