@@ -6,7 +6,6 @@ import re
 import pytest
 
 from imgclf.core.fileio import read_json
-from imgclf.evaluation.metrics import choice_order
 from support import REPO
 
 METRICS = REPO / "metrics" / "evaluation"
@@ -55,7 +54,7 @@ def close(stated: float, value: float) -> bool:
 def test_the_results_table_is_the_metrics_in_the_order_chosen(metrics: dict) -> None:
     summary = read_json(METRICS / "summary.json")
     rows = table_rows(demo_section(), "| model (rows in the order chosen on val)")
-    assert [model_name(row[0]) for row in rows] == choice_order(metrics)
+    assert [model_name(row[0]) for row in rows] == summary["ranking"]
     for name, test, versus, centre, val in ((model_name(row[0]), *row[1:]) for row in rows):
         values = metrics[name]
         accuracy, low, high = numbers(test)

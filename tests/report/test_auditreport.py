@@ -79,5 +79,7 @@ def test_images_found_in_their_split(tmp_path: Path) -> None:
 
 def test_no_audit_is_a_note(tmp_path: Path) -> None:
     figures = FigureFolder(tmp_path / "figures")
-    lines = audit_section(tmp_path / "absent.csv", None, None, "images", figures)
+    lines = audit_section(
+        tmp_path / "absent.csv", tmp_path / "absent.json", tmp_path, "images", figures
+    )
     assert lines == ["## Data audit", "", "No audit in this run (stage `audit`)."]

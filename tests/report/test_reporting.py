@@ -3,6 +3,7 @@ model and number in the table, the weights warning, the mistakes in order, valid
 byte-identical figures, notes instead of crashes for missing inputs, one-line errors."""
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from imgclf.report.loading import (
     load_results,
     pack_images,
     read_backbone,
+    read_summary,
 )
 from imgclf.report.markdown import code, table
 from imgclf.report.reporting import WARNING, backbone_section, build_report, chosen_model_section
@@ -169,20 +171,25 @@ def write_run(root: Path, weights: str = "pretrain") -> ReportInputs:
 
 
 def inputs_under(root: Path) -> ReportInputs:
+    """The report's inputs where the pipeline leaves them, under `root`."""
     return ReportInputs(
         index=root / "metrics/index.json",
         split=root / "metrics/split.json",
         rejected=root / "data/interim/rejected.csv",
         metrics=root / "metrics/evaluation/models",
         summary=root / "metrics/evaluation/summary.json",
+        reliability=root / "metrics/evaluation/reliability.json",
         predictions=root / "data/predictions",
-        test_pack=root / "data/processed/test.h5",
+        packs=root / "data/processed",
         training=root / "plots/training",
         backbone=root / "models/backbone.keras",
         logreg_search=root / "metrics/logreg_search.json",
-        reliability=root / "metrics/evaluation/reliability.json",
         export=root / "metrics/export.json",
         exports=root / "metrics/exports",
+        latency=root / "bench/results/export.json",
+        audit=root / "data/interim/audit.csv",
+        audit_summary=root / "metrics/audit.json",
+        provenance=root / "metrics/provenance",
     )
 
 
@@ -200,8 +207,10 @@ def write_params(path: Path) -> None:
 
 
 def run_report_stage(root: Path, *flags: str) -> subprocess.CompletedProcess:
-    """The stage as DVC runs it, from the run's folder, on the pipeline's default paths."""
-    command = [sys.executable, str(REPO / "stages" / "report.py"), "--params", "params.yaml"]
+    """The stage as DVC runs it (dvc.yaml's command, its paths), from the run's folder."""
+    command = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["report"]
+    _, script, *paths = shlex.split(command["cmd"])
+    command = [sys.executable, str(REPO / script), "--params", "params.yaml", *paths]
     return subprocess.run([*command, *flags], cwd=root, capture_output=True, text=True)
 
 
@@ -361,6 +370,8 @@ def test_missing_optional_inputs_become_notes(
     inputs = inputs_under(root)
     for name in ("data/predictions/finetune.h5", "metrics/evaluation/models/finetune.json"):
         (root / name).unlink()
+    ranking = json.loads(inputs.summary.read_text())["ranking"]
+    rerank(root, [name for name in ranking if name != "finetune"])  # as evaluate would rank
     for path in (inputs.test_pack, inputs.backbone, inputs.logreg_search, inputs.rejected):
         path.unlink()
     shutil.rmtree(inputs.training / "finetune")
@@ -380,14 +391,15 @@ def test_missing_optional_inputs_become_notes(
 
 def test_no_models_or_no_predictions_of_the_best(tmp_path: Path, params: Params) -> None:
     inputs = write_run(tmp_path)
-    results, missing = load_results(params.predicted_models(), inputs.metrics)
+    summary = read_summary(inputs.summary)
+    results, missing = load_results(params.predicted_models(), inputs.metrics, summary)
     assert (results[0].name, missing) == ("ensemble", [])
     (tmp_path / "data/predictions/ensemble.h5").unlink()
     figures = FigureFolder(tmp_path / "figures")
     text = "\n".join(chosen_model_section(params, results, inputs, figures, 12))
     assert "No predictions of `ensemble`" in text and not figures.written
     shutil.rmtree(inputs.metrics)
-    results, missing = load_results(params.predicted_models(), inputs.metrics)
+    results, missing = load_results(params.predicted_models(), inputs.metrics, summary)
     assert not results and missing == params.predicted_models()
     text = "\n".join(models_section(params, results, missing, None, inputs.logreg_search, None))
     text += "\n".join(chosen_model_section(params, results, inputs, figures, 12))
@@ -405,7 +417,7 @@ def test_ten_crops_and_no_rank5(params: Params) -> None:
         for name in params.predicted_models()
     ]
     ten = replace(params, predict=replace(params.predict, crops=10))
-    summary = {"chosen": results[0].name, "vs_chosen": {}}
+    summary = {"chosen": results[0].name, "chosen_by": "val accuracy", "vs_chosen": {}}
     text = "\n".join(models_section(ten, results, [], summary, Path("absent.json"), None))
     assert "| test accuracy, centre crop only |" in text
     assert "average ten crops" in text and "one column shows the centre crop alone" in text
@@ -427,8 +439,9 @@ def test_ten_crops_and_no_rank5(params: Params) -> None:
         (lambda root: write_json(root / "metrics/split.json", {"train": 1}), "val, test"),
         (
             lambda root: write_json(root / "metrics/evaluation/summary.json", {"chosen": "x"}),
-            "summary.json: does not name 'ensemble' as the chosen model",
+            "summary.json: no ranking headed by the chosen model",
         ),
+        (lambda root: rerank(root, ["ensemble", "logreg"]), "but the evaluate stage's summary"),
         (
             lambda root: (root / "plots/training/cnn/seed1.csv").write_text("epoch,value\n1,1\n"),
             r"seed1.csv: missing column\(s\) accuracy, loss, val_accuracy, val_loss",
@@ -447,6 +460,12 @@ def test_bad_inputs_are_one_line_errors(
         build_report(params, inputs, tmp_path / "reports")
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "reports" / "report.md").exists()
+
+
+def rerank(root: Path, ranking: list[str]) -> None:
+    """A summary from another run: it ranks other models than the metrics files hold."""
+    path = root / "metrics/evaluation/summary.json"
+    write_json(path, json.loads(path.read_text()) | {"ranking": ranking})
 
 
 def damage_best_predictions(root: Path, split: str) -> None:

@@ -53,6 +53,12 @@ def files_of(name: str) -> list[Path]:
     return files
 
 
+def runs_code(path: Path) -> bool:
+    """Whether importing `path` runs anything beyond binding its docstring."""
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return bool(body[1:] if ast.get_docstring(ast.Module(body, [])) is not None else body)
+
+
 def imported_files(path: Path) -> set[Path]:
     """Every library file that importing `path` runs, directly or indirectly."""
     found: set[Path] = set()

@@ -61,6 +61,11 @@ def provenance_file(provenance: Path, name: str) -> Path:
     return provenance / f"{name}.json"
 
 
+def pack_file(packs: Path, split: str) -> Path:
+    """A split's pack (or features) file under `packs` (data/processed, data/features)."""
+    return packs / f"{split}.h5"
+
+
 def metrics_file(metrics: Path, name: str) -> Path:
     """A model's headline metrics under `metrics` (metrics/evaluation/models)."""
     return metrics / f"{name}.json"

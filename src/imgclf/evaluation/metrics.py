@@ -129,10 +129,12 @@ def summarize(
     tests: dict[str, SplitPredictions],
     members: Sequence[str],
 ) -> dict[str, object]:
-    """The chosen model with its test accuracy and interval; every other model against it on
-    the same test images (McNemar's exact test and the interval of the accuracy difference
-    that inverts it); and whether the ensemble beat its best member (chosen the same way)."""
-    chosen = choose_model(metrics)
+    """The chosen model with its test accuracy and interval; the ranking it heads (what the
+    report orders its tables by); every other model against it on the same test images
+    (McNemar's exact test and the interval of the accuracy difference that inverts it); and
+    whether the ensemble beat its best member (chosen the same way)."""
+    ranking = choice_order(metrics)
+    chosen = ranking[0]
     reference = tests[chosen]
     for name, test in tests.items():
         if test.paths != reference.paths:
@@ -147,6 +149,7 @@ def summarize(
     summary: dict[str, object] = {
         "chosen": chosen,
         "chosen_by": CHOICE_RULE,
+        "ranking": ranking,
         **{
             key: metrics[chosen][key]
             for key in ("test.accuracy", "test.accuracy_lo", "test.accuracy_hi")

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from imgclf.core.catalogue import pack_file
 from imgclf.core.fileio import read_csv, read_json
 from imgclf.data.audit import AUDIT_COLUMNS, PAIR_ISSUES
 from imgclf.data.hdf5io import PackReader
@@ -43,9 +44,9 @@ def find_packed(packs: Path, paths: list[str]) -> dict[str, PackedImage]:
     """The packed images of `paths` found in `packs`/{split}.h5 (absent ones left out)."""
     wanted, found = set(paths), {}
     for split in SPLITS:
-        if not (packs / f"{split}.h5").is_file():
+        if not (pack := pack_file(packs, split)).is_file():
             continue
-        with PackReader(packs / f"{split}.h5") as reader:
+        with PackReader(pack) as reader:
             for row, path in enumerate(reader.paths):
                 if path in wanted:
                     label = reader.label_names[reader.labels[row]]
@@ -54,14 +55,14 @@ def find_packed(packs: Path, paths: list[str]) -> dict[str, PackedImage]:
 
 
 def audit_section(
-    audit: Path | None,
-    summary: Path | None,
-    packs: Path | None,
+    audit: Path,
+    summary: Path,
+    packs: Path,
     source: str,
     figures: FigureFolder,
 ) -> list[str]:
     """The `## Data audit` section, or a note when the run has no audit."""
-    if audit is None or summary is None or not audit.is_file() or not summary.is_file():
+    if not audit.is_file() or not summary.is_file():
         return ["## Data audit", "", "No audit in this run (stage `audit`)."]
     counts, rows = read_json(summary), read_csv(audit, AUDIT_COLUMNS)
     counts_table = table(
@@ -95,14 +96,12 @@ def audit_section(
     return lines
 
 
-def _pairs_part(
-    rows: pd.DataFrame, packs: Path | None, source: str, figures: FigureFolder
-) -> list[str]:
+def _pairs_part(rows: pd.DataFrame, packs: Path, source: str, figures: FigureFolder) -> list[str]:
     pairs = rows[rows["issue"].isin(PAIR_ISSUES)].head(PAIRS_SHOWN)
     if pairs.empty:
         return ["", "### Duplicate pairs", "", "No duplicate pair found."]
     lines = ["", "### Duplicate pairs", "", f"The {len(pairs)} closest pairs, side by side:", ""]
-    found = find_packed(packs, [*pairs["path"], *pairs["other"]]) if packs else {}
+    found = find_packed(packs, [*pairs["path"], *pairs["other"]])
     shown = [pair for pair in pairs.itertuples() if pair.path in found and pair.other in found]
     if shown:
         images, titles = [], []
@@ -123,7 +122,7 @@ def _pairs_part(
 
 
 def _label_errors_part(
-    rows: pd.DataFrame, packs: Path | None, source: str, figures: FigureFolder
+    rows: pd.DataFrame, packs: Path, source: str, figures: FigureFolder
 ) -> list[str]:
     errors = rows[rows["issue"] == "label_error"].head(ERRORS_SHOWN)
     if errors.empty:
@@ -135,7 +134,7 @@ def _label_errors_part(
         f"The {len(errors)} likeliest, given label → suggested label (label quality score):",
         "",
     ]
-    found = find_packed(packs, list(errors["path"])) if packs else {}
+    found = find_packed(packs, list(errors["path"]))
     shown = [error for error in errors.itertuples() if error.path in found]
     if shown:
         images = [found[error.path].image for error in shown]

@@ -9,7 +9,6 @@ from imgclf.core.config import Params
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_json
 from imgclf.evaluation.calibration import BINS
-from imgclf.evaluation.metrics import CHOICE_RULE
 from imgclf.models.modelcard import ModelCard
 from imgclf.report.loading import ModelResult
 from imgclf.report.markdown import code, table
@@ -72,9 +71,9 @@ def models_section(
         )
     no_rank5 = any("test.rank5" not in result.metrics for result in results)
     notes = [
-        f"Rows in the order the pipeline chooses ({CHOICE_RULE}); {code(results[0].name)} "
-        "first is its answer. Test metrics are for reading, never for choosing."
-        + (" Rank-5 is n/a with five classes or fewer." if no_rank5 else ""),
+        f"Rows in the order the pipeline chooses ({summary['chosen_by']}); "
+        f"{code(results[0].name)} first is its answer. Test metrics are for reading, never "
+        "for choosing." + (" Rank-5 is n/a with five classes or fewer." if no_rank5 else ""),
         "± is half the width of the 95 % interval over the test images (Wilson for accuracy "
         "and rank-5, a seeded bootstrap for macro-F1); the exact bounds are the `_lo`/`_hi` "
         "keys of the metrics files.",

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imgclf.core.catalogue import metrics_file
+from imgclf.core.catalogue import metrics_file, pack_file
 from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_csv, read_json
 from imgclf.data.hdf5io import PackReader, SplitPredictions, load_predictions
-from imgclf.evaluation.metrics import choice_order
 from imgclf.models.curves import read_curves
 from imgclf.models.modelcard import ModelCard
 
@@ -37,26 +36,29 @@ CURVE_SPLITS = {"": "train", "val_": "val"}  # column prefix -> the report's nam
 
 @dataclass(frozen=True)
 class ReportInputs:
-    """Where the pipeline left what the report reads."""
+    """Where the pipeline left what the report reads (dvc.yaml's report command names each)."""
 
     index: Path  # metrics/index.json
     split: Path  # metrics/split.json
     rejected: Path  # data/interim/rejected.csv
     metrics: Path  # metrics/evaluation/models/ (one JSON per model)
-    summary: Path  # metrics/evaluation/summary.json (the chosen model, paired comparisons)
+    summary: Path  # metrics/evaluation/summary.json (ranking, paired comparisons)
+    reliability: Path  # metrics/evaluation/reliability.json (the chosen model's)
     predictions: Path  # data/predictions/ (one .h5 per model)
-    test_pack: Path  # data/processed/test.h5
+    packs: Path  # data/processed/ ({split}.h5: the test images, the audit's images)
     training: Path  # plots/training/ (curves files)
     backbone: Path  # models/backbone.keras
     logreg_search: Path  # metrics/logreg_search.json
-    reliability: Path = Path("metrics/evaluation/reliability.json")  # the chosen model's
-    export: Path = Path("metrics/export.json")  # what the export stage wrote
-    exports: Path = Path("metrics/exports")  # score_export's metrics, one JSON per export
-    latency: Path = Path("bench/results/export.json")  # bench/export.py's last run (committed)
-    audit: Path | None = None  # data/interim/audit.csv
-    audit_summary: Path | None = None  # metrics/audit.json
-    packs: Path | None = None  # data/processed/ ({split}.h5: the audit's images)
-    provenance: Path = Path("metrics/provenance")  # where each trained artifact was made
+    export: Path  # metrics/export.json (what the export stage wrote)
+    exports: Path  # metrics/exports/ (score_export's metrics, one JSON per export)
+    latency: Path  # bench/results/export.json (bench/export.py's last run, committed)
+    audit: Path  # data/interim/audit.csv
+    audit_summary: Path  # metrics/audit.json
+    provenance: Path  # metrics/provenance/ (where each trained artifact was made)
+
+    @property
+    def test_pack(self) -> Path:
+        return pack_file(self.packs, "test")
 
 
 @dataclass(frozen=True)
@@ -113,9 +115,11 @@ def read_backbone(path: Path) -> ModelCard | None:
     return ModelCard.read(path) if path.is_file() else None
 
 
-def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], list[str]]:
-    """Metrics of the models that have them, in the evaluate stage's order of choice (best
-    val accuracy first); the names without."""
+def load_results(
+    names: list[str], folder: Path, summary: dict[str, Any] | None
+) -> tuple[list[ModelResult], list[str]]:
+    """Metrics of the models that have them, in the ranking the evaluate stage wrote in its
+    summary (its choice: best val accuracy first); the names without."""
     results, missing = [], []
     for name in names:
         path = metrics_file(folder, name)
@@ -129,20 +133,33 @@ def load_results(names: list[str], folder: Path) -> tuple[list[ModelResult], lis
         if bad:
             raise UserError(f"{path}: no number for {', '.join(bad)}; rerun the evaluate stage")
         results.append(ModelResult(name, metrics))
-    order = choice_order({result.name: result.metrics for result in results})
-    results.sort(key=lambda result: order.index(result.name))
+    ranking = summary["ranking"] if summary else []
+    if results and sorted(result.name for result in results) != sorted(ranking):
+        raise UserError(
+            f"{folder}: metrics of {', '.join(result.name for result in results)}, but the "
+            f"evaluate stage's summary ranks {', '.join(ranking) or 'none'}; rerun the evaluate "
+            "stage (dvc repro -f -s evaluate)"
+        )
+    results.sort(key=lambda result: ranking.index(result.name))
     return results, missing
 
 
-def read_summary(path: Path, chosen: str | None) -> dict[str, Any] | None:
-    """The evaluate stage's summary; None without models. It must name the same chosen
-    model as the metrics files do (else they come from different runs)."""
-    if chosen is None:
+def read_summary(path: Path) -> dict[str, Any] | None:
+    """The evaluate stage's summary: its ranking, headed by the chosen model, the rule that
+    ranked them and the comparisons with the chosen; None if the run evaluated no model."""
+    if not path.is_file():
         return None
     summary = read_json(path)
-    if summary.get("chosen") != chosen or not isinstance(summary.get("vs_chosen"), dict):
+    ranking = summary.get("ranking") if isinstance(summary, dict) else None
+    if (
+        not isinstance(ranking, list)
+        or not ranking
+        or summary.get("chosen") != ranking[0]
+        or not isinstance(summary.get("chosen_by"), str)
+        or not isinstance(summary.get("vs_chosen"), dict)
+    ):
         raise UserError(
-            f"{path}: does not name {chosen!r} as the chosen model, as the metrics files do; "
+            f"{path}: no ranking headed by the chosen model, or no comparisons with it; "
             "rerun the evaluate stage (dvc repro -f -s evaluate)"
         )
     return summary

@@ -55,8 +55,8 @@ CLASSES_SHOWN = 30
 def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int = 12) -> Path:
     """Write `out/report.md` and `out/figures/*.png`; return the report's path."""
     figures = FigureFolder(out / "figures")
-    results, missing = load_results(params.predicted_models(), inputs.metrics)
-    summary = read_summary(inputs.summary, results[0].name if results else None)
+    summary = read_summary(inputs.summary)
+    results, missing = load_results(params.predicted_models(), inputs.metrics, summary)
     backbone = read_backbone(inputs.backbone)
     sections = [
         ["# imgclf report", "", "Written by the pipeline's `report` stage; do not edit."],
