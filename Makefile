@@ -12,7 +12,7 @@ run: install  ## create .venv, install, run the whole pipeline on the demo data,
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show metrics/index.json metrics/split.json metrics/logreg_search.json
 	$(BIN)/dvc metrics show -R metrics/evaluation/models --precision 3
-	$(BIN)/python -m imgclf.compare
+	$(BIN)/imgclf compare
 
 test: install-dev  ## install test deps and run every test
 	$(BIN)/pytest -n 2 --dist loadfile --durations=30

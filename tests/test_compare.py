@@ -5,6 +5,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from imgclf.compare import compare_with_committed
 from imgclf.core.provenance import cpu_record
 
@@ -29,9 +31,22 @@ def git(root: Path, *argv: str) -> None:
     subprocess.run(["git", "-C", str(root), *argv], check=True, capture_output=True)
 
 
+def lock(models: dict[str, str]) -> str:
+    """A dvc.lock whose stages output these model files with these MD5s."""
+    stages = {
+        name: {"cmd": "train", "outs": [{"path": path, "md5": md5}]}
+        for name, (path, md5) in enumerate(models.items())
+    }
+    return yaml.safe_dump({"schema": "2.0", "stages": stages})
+
+
+LOCKED = {"models/logreg.skops": "a" * 32, "data/predictions/logreg.h5": "b" * 32}
+
+
 def committed_run(root: Path, cpu: dict) -> Path:
-    """A repository whose HEAD holds one model's metrics and one provenance record."""
+    """A repository whose HEAD holds one model's metrics, one provenance record and a lock."""
     git(root, "init", "-q")
+    (root / "dvc.lock").write_text(lock(LOCKED))
     write(root / "metrics/provenance/logreg.json", {"cpu": cpu, "deterministic": True})
     write(root / "metrics/evaluation/models/logreg.json", METRICS)
     write(root / "metrics/evaluation/export_choice.json", {"model": "logreg"})
@@ -51,9 +66,11 @@ def test_another_cpu_model_gets_the_table_of_committed_and_new_values(tmp_path: 
     root = committed_run(tmp_path, OTHER_CPU)
     write(root / "metrics/evaluation/models/logreg.json", {**METRICS, "test.accuracy": 0.74})
     write(root / "metrics/evaluation/export_choice.json", {"model": "finetune"})
+    (root / "dvc.lock").write_text(lock(LOCKED | {"models/logreg.skops": "c" * 32}))
     text = "\n".join(compare_with_committed(root))
     assert "made on Intel(R) Xeon(R) Processor (GenuineIntel family 6 model 143" in text
-    assert "this run trained its own, so 2 committed files changed" in text
+    assert "here 1 of 2 trained outputs (models, features, predictions) came back" in text
+    assert "the same, and 3 committed files changed: dvc.lock, metrics/" in text
     row = next(line for line in text.splitlines() if line.startswith("logreg"))
     assert row.split() == [
         "logreg",

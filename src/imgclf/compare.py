@@ -1,11 +1,13 @@
 """`python -m imgclf.compare`: this run against the committed results, in one screen
 (`make run` ends with it).
 
-Trained models are byte-identical only on the CPU model that made them (README,
+Trained models are promised byte for byte only on the CPU model that made them (README,
 Reproducibility). So after a build this says which CPU made the committed results and which
-made this run's (from `metrics/provenance/`), and either that every committed output came
-back unchanged, or which committed files changed and how each model's headline metrics
-moved, with whether the new value lies inside the committed 95 % interval.
+made this run's (from `metrics/provenance/`), how many trained outputs (models, features,
+predictions: their MD5s in the committed and the new `dvc.lock`) came back the same, and
+either that every committed output came back unchanged, or which committed files changed and
+how each model's headline metrics moved, with whether the new value lies inside the committed
+95 % interval.
 """
 
 import json
@@ -13,6 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from imgclf.core.provenance import cpu_record, describe_cpu, same_cpu_model
 
@@ -22,6 +26,9 @@ EXPORT_CHOICE = Path("metrics/evaluation/export_choice.json")
 HEADLINE = ("test.accuracy", "test.macro_f1")  # each with _lo and _hi in the metrics files
 # What a build writes into git (DVC-cached outputs are not committed).
 COMMITTED_OUTPUTS = ("dvc.lock", "metrics", "plots", "reports")
+LOCK = Path("dvc.lock")
+# What training and TensorFlow inference made: the outputs another CPU model may change.
+TRAINED_OUTPUTS = ("models/", "data/features/", "data/predictions/")
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,11 @@ def compare_with_committed(root: Path, revision: str = "HEAD") -> list[str]:
     else:
         made_on = sorted({describe_cpu(cpu) for cpu in committed_cpus})
         lines.append(f"The committed results were made on {'; '.join(made_on)}.")
+        same, trained = git.unchanged_trained_outputs()
         lines.append(
-            "Trained models are identical only on the CPU model that made them (README, "
-            "Reproducibility): this run trained its own, so "
+            "Trained models are promised byte for byte only on the CPU model that made them "
+            f"(README, Reproducibility); here {len(same)} of {len(trained)} trained outputs "
+            "(models, features, predictions) came back the same, and "
             f"{len(changed)} committed files changed{':' if changed else '.'}"
             + (f" {', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}." if changed else "")
         )
@@ -134,6 +143,16 @@ class _Git:
         status = self._run("status", "--porcelain", "--", *COMMITTED_OUTPUTS)
         return [line[3:] for line in status.stdout.splitlines()]
 
+    def unchanged_trained_outputs(self) -> tuple[list[str], list[str]]:
+        """The trained outputs whose MD5 in this checkout's dvc.lock is the committed one,
+        and all trained outputs committed."""
+        shown = self._run("show", f"{self.revision}:{LOCK.as_posix()}")
+        committed = _lock_outputs(shown.stdout if shown.returncode == 0 else "")
+        lock = self.root / LOCK
+        now = _lock_outputs(lock.read_text(encoding="utf-8") if lock.is_file() else "")
+        trained = sorted(path for path in committed if path.startswith(TRAINED_OUTPUTS))
+        return [path for path in trained if now.get(path) == committed[path]], trained
+
     def movements(self) -> list[Movement]:
         found = []
         for path in self.committed_files(MODEL_METRICS):
@@ -154,6 +173,14 @@ class _Git:
                     )
                 )
         return found
+
+
+def _lock_outputs(text: str) -> dict[str, str]:
+    """Each output's MD5 in a dvc.lock's text."""
+    stages = (yaml.safe_load(text) or {}).get("stages", {})
+    return {
+        out["path"]: out.get("md5") for stage in stages.values() for out in stage.get("outs", [])
+    }
 
 
 def _read_json(path: Path) -> Any:

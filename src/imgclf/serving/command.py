@@ -158,9 +158,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m imgclf.classify") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m imgclf.classify",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(argv: Sequence[str] | None) -> None:
-    args = build_parser().parse_args(argv)
+def _run(argv: Sequence[str] | None, prog: str) -> None:
+    args = build_parser(prog).parse_args(argv)
     if args.model is None:
         choice = chosen_model(args.summary, Path("models"), args.summary.parent / "models")
         logging.getLogger("imgclf.classify").info(
@@ -254,9 +254,9 @@ def _classify(
     return classify_files(runner, paths, batch_size), runner.label_names
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m imgclf.classify") -> None:
     """The command line; exits 1 on a bad model or if any image failed."""
-    run_stage(functools.partial(_run, argv))
+    run_stage(functools.partial(_run, argv, prog))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,192 @@
+"""The `imgclf` command: what a user does outside `dvc repro`, run from the project's folder.
+
+    imgclf classify [options] PATH_OR_FOLDER ...   label new images (`imgclf classify --help`)
+    imgclf compare                                 this build against the committed results
+    imgclf compare REV_A REV_B [--model NAME]      the test images two runs answer differently
+    imgclf doctor                                  is this machine set up as imgclf expects?
+
+The pipeline itself is DVC's: `dvc repro` builds it, `dvc exp run -S key=value` tries a
+change, `dvc metrics diff` and `imgclf compare` say what it did.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from imgclf.core.errors import UserError
+from imgclf.core.stage import run_stage
+
+EPILOG = """examples:
+  imgclf classify photos/                       the chosen model's top 5 classes per image
+  imgclf compare                                after `make run`: same bytes as committed?
+  imgclf compare HEAD~1 workspace               what the last change did to the predictions
+  imgclf compare main my-experiment --model logreg
+  imgclf doctor
+"""
+MIN_FREE_BYTES = 2 * 1024**3  # a demo build needs about 1 GiB of outputs and cache
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgclf",
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "classify",
+        add_help=False,  # its own options and --help, as `python -m imgclf.classify`
+        help="classify image files with the chosen model or any model the pipeline made",
+    )
+    compare = commands.add_parser(
+        "compare",
+        help="this build against the committed results, or two runs' test predictions",
+        description="Without revisions: which CPU made the committed results and this build, "
+        "and how each model's headline metrics moved. With two: the test images whose "
+        "prediction changed between them, and McNemar's paired test of the accuracy gap.",
+    )
+    compare.add_argument(
+        "revisions",
+        nargs="*",
+        metavar="REV",
+        help="two of: a commit, branch, tag, experiment name, or `workspace`",
+    )
+    compare.add_argument("--model", help="compare this model (default: each run's chosen one)")
+    compare.add_argument("--shown", type=int, default=20, help="changed images listed")
+    commands.add_parser(
+        "doctor",
+        help="check the environment, DVC cache, disk, CPU and deterministic setting, GPUs",
+        description="Each check prints ok, note or PROBLEM with what to do; exit 1 on a problem.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if args.command == "classify":
+        from imgclf.serving.command import main as classify
+
+        classify(argv[argv.index("classify") + 1 :], prog="imgclf classify")
+    elif rest:
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    elif args.command == "compare":
+        run_stage(lambda: _compare(args.revisions, args.model, args.shown))
+    else:
+        run_stage(_doctor)
+
+
+def _compare(revisions: list[str], model: str | None, shown: int) -> None:
+    root = Path.cwd()
+    if not revisions:
+        if model is not None:
+            raise UserError("--model needs two revisions (imgclf compare REV_A REV_B --model M)")
+        from imgclf.compare import compare_with_committed
+
+        print("\n".join(compare_with_committed(root)))
+        return
+    if len(revisions) != 2:
+        raise UserError(f"expected two revisions, got {len(revisions)}: {' '.join(revisions)}")
+    from imgclf.evaluation.runcomparison import compare_runs, read_run
+
+    runs = [read_run(root, revision, model) for revision in revisions]
+    print("\n".join(compare_runs(*runs).lines(shown)))
+
+
+def _doctor() -> None:
+    checks = doctor_checks(Path.cwd())
+    for status, text in checks:
+        print(f"{status:<8}{text}")
+    if any(status == "PROBLEM" for status, _ in checks):
+        sys.exit(1)
+
+
+def doctor_checks(root: Path) -> list[tuple[str, str]]:
+    """(ok | note | PROBLEM, what was found and what to do) for each check."""
+    return [
+        _environment_check(),
+        *_dvc_checks(root),
+        _cpu_check(root),
+        _gpu_check(),
+    ]
+
+
+def _environment_check() -> tuple[str, str]:
+    environment = Path(sys.prefix)
+    found = shutil.which("dvc")
+    if found and Path(found).parent == environment / "bin":
+        return "ok", f"environment: {environment} is first on PATH (dvc: {found})"
+    return (
+        "PROBLEM",
+        f"environment: `dvc` on PATH is {found or 'missing'}, not {environment / 'bin'}'s: "
+        f"stages would run another Python; run `source {environment}/bin/activate`",
+    )
+
+
+def _dvc_checks(root: Path) -> list[tuple[str, str]]:
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            cache = Path(repo.cache.local_cache_dir)
+            links = repo.config["cache"].get("type") or ["reflink", "copy"]  # DVC's default
+    except NotDvcRepoError:
+        return [("PROBLEM", f"DVC: {root} is not a DVC project; run imgclf from its folder")]
+    links = [links] if isinstance(links, str) else list(links)
+    cache.mkdir(parents=True, exist_ok=True)
+    linked = any(link in ("reflink", "hardlink", "symlink") for link in links)
+    checks = [
+        (
+            "ok" if linked else "note",
+            f"DVC cache: {cache}, checked out by {', '.join(links)} (`dvc config cache.type`)"
+            + ("" if linked else "; every output is stored twice"),
+        )
+    ]
+    for place in sorted({root.resolve(), cache.resolve()}):
+        free = shutil.disk_usage(place).free
+        checks.append(
+            (
+                "ok" if free >= MIN_FREE_BYTES else "PROBLEM",
+                f"disk: {free / 1024**3:.1f} GiB free at {place}"
+                + (
+                    ""
+                    if free >= MIN_FREE_BYTES
+                    else "; free some space (`dvc gc` removes cache entries no commit uses)"
+                ),
+            )
+        )
+    return checks
+
+
+def _cpu_check(root: Path) -> tuple[str, str]:
+    from imgclf.core.config import load_params
+    from imgclf.core.cpu import check_pins
+    from imgclf.core.provenance import cpu_record, describe_cpu
+
+    cpu = describe_cpu(cpu_record())
+    params = root / "params.yaml"
+    if not params.is_file():
+        return "note", f"CPU: {cpu}; no params.yaml here, so no deterministic setting to check"
+    if not load_params(params).base.deterministic:
+        return "note", f"CPU: {cpu}; base.deterministic is false: fastest kernels, bytes vary"
+    try:
+        check_pins()
+    except UserError as error:
+        return "PROBLEM", f"CPU: {cpu}; {error}"
+    threads = os.environ.get("OMP_NUM_THREADS", "as many as cores")
+    return "ok", f"CPU: {cpu}; deterministic kernels pinned (threads: {threads})"
+
+
+def _gpu_check() -> tuple[str, str]:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "note", f"GPU: none seen by TensorFlow {tf.__version__}; training runs on the CPU"
+    names = ", ".join(gpu.name for gpu in gpus)
+    return "ok", f"GPU: {names} (TensorFlow {tf.__version__})"
