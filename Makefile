@@ -36,9 +36,24 @@ $(VENV)/.created:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $@
 
-$(VENV)/.installed: $(VENV)/.created requirements.txt pyproject.toml
+# GPU=1 (Linux x86-64): TensorFlow's CUDA build in place of tensorflow-cpu, at the pinned
+# version. The choice is remembered in the venv ($(VENV)/.gpu), so a later `make install`
+# (after requirements.txt changed, say) keeps it; `make clean-venv install` goes back to CPU.
+GPU ?= $(if $(wildcard $(VENV)/.gpu),1)
+TENSORFLOW_VERSION = $(shell sed -n 's/^tensorflow-cpu==\([^ ;]*\).*/\1/p' requirements.txt)
+
+$(VENV)/.installed: $(VENV)/.created requirements.txt pyproject.toml $(if $(GPU),$(VENV)/.gpu)
+ifeq ($(GPU),)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+else
+	$(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu
+	$(BIN)/python -m pip install --quiet -r <(grep -v '^tensorflow-cpu==' requirements.txt) \
+		"tensorflow[and-cuda]==$(TENSORFLOW_VERSION)"
+endif
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.gpu: $(VENV)/.created
 	touch $@
 
 # DVC writes dvc.lock, params.yaml and its other files in place; this makes it write them
@@ -51,13 +66,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-lock:  ## re-resolve the pinned versions from pyproject.toml's ranges
+# A universal resolve: one file whose markers choose per platform (tensorflow-cpu on Linux
+# x86-64, tensorflow on Linux aarch64 and macOS arm64); uv keeps the versions already pinned.
+lock:  ## re-resolve the pins from pyproject.toml's ranges, for every platform at once
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --upgrade pip
-	.venv-lock/bin/python -m pip install --quiet .
-	{ sed -n '1,2p' requirements.txt; .venv-lock/bin/python -m pip freeze --exclude imgclf; } \
-		> requirements.txt.new && mv requirements.txt.new requirements.txt
-	rm -rf .venv-lock
+	.venv-lock/bin/python -m pip install --quiet uv==0.13.8
+	cp requirements.txt requirements.txt.new
+	.venv-lock/bin/uv pip compile --quiet --universal --python-version 3.11 --no-annotate \
+		--no-header pyproject.toml -o requirements.txt.new
+	{ sed -n '1,3p' requirements.txt; cat requirements.txt.new; } > requirements.txt.tmp
+	mv requirements.txt.tmp requirements.txt && rm -rf .venv-lock requirements.txt.new
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,22 +1,20 @@
 """Stage export: the model evaluate chose for export (export_choice.json) as a SavedModel
-taking image bytes and LiteRT float32/int8 files, with their predictions on the val and test
-packs."""
+taking image bytes and LiteRT float32/int8 files (their predictions: stage predict_export)."""
 
 import argparse
 import logging
 from pathlib import Path
 
 import _workspace  # noqa: F401  (first: this checkout's library, see _workspace.py)
-from imgclf.core.catalogue import model_file, predictions_file
+from imgclf.core.catalogue import model_file
 from imgclf.core.config import load_params
 from imgclf.core.fileio import atomic_output, read_json, write_json
 from imgclf.core.provenance import write_provenance
 from imgclf.core.stage import run_stage
-from imgclf.data.hdf5io import PackReader, save_predictions
+from imgclf.data.hdf5io import PackReader
 from imgclf.models.modelcard import check_classes
 from imgclf.models.runtime import setup
 from imgclf.serving.classifier import Classifier, load_classifier
-from imgclf.serving.exportedmodels import predict_exports
 from imgclf.serving.exporting import (
     calibration_images,
     export_digests,
@@ -41,10 +39,9 @@ def main() -> None:
     parser.add_argument("--choice", type=Path, required=True, help="evaluate's export choice")
     parser.add_argument("--models", type=Path, required=True, help="models folder")
     parser.add_argument("--train", type=Path, required=True, help="train pack (int8 calibration)")
-    parser.add_argument("--val", type=Path, required=True, help="val pack")
-    parser.add_argument("--test", type=Path, required=True, help="test pack")
+    parser.add_argument("--val", type=Path, required=True, help="val pack (classes checked)")
+    parser.add_argument("--test", type=Path, required=True, help="test pack (classes checked)")
     parser.add_argument("--out", type=Path, required=True, help="export folder")
-    parser.add_argument("--out-predictions", type=Path, required=True, help="exports' predictions")
     parser.add_argument("--summary", type=Path, required=True, help="what was exported (JSON)")
     parser.add_argument("--provenance", type=Path, required=True, help="where it was made (JSON)")
     args = parser.parse_args()
@@ -59,14 +56,8 @@ def main() -> None:
     )
     with atomic_output(args.out) as folder:
         sizes = write_export(serving_model(classifier), folder, calibration, name)
-    packs = {"val": args.val, "test": args.test}
-    for export, splits in predict_exports(args.out, packs, params.predict.batch_size).items():
-        attrs = {"source": name, "export": export}
-        save_predictions(
-            predictions_file(args.out_predictions, export), splits, classifier.label_names, attrs
-        )
-        accuracy = (splits["test"].probabilities.argmax(1) == splits["test"].labels).mean()
-        log.info("%s of %s: %d bytes, test accuracy %.4f", export, name, sizes[export], accuracy)
+    for export, size in sizes.items():
+        log.info("%s of %s: %d bytes", export, name, size)
     write_provenance(args.provenance, params.base.deterministic)
     write_json(
         args.summary,

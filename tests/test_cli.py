@@ -4,6 +4,7 @@ project (predictions read through DVC, paired test on the shared images), and `d
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,22 @@ def test_doctor_passes_here_and_names_what_to_fix() -> None:
     elsewhere = imgclf("doctor", cwd=REPO, env=environment(PATH="/usr/bin:/bin"))
     assert elsewhere.returncode == 1 and "PROBLEM environment: " in elsewhere.stdout
     assert "bin/activate" in elsewhere.stdout
+
+
+def test_doctor_names_two_tensorflow_builds_installed_together(tmp_path: Path) -> None:
+    """pip lets `tensorflow` and `tensorflow-cpu` share one package folder; doctor says so.
+    (The second build is its distribution record on the path: what pip leaves.)"""
+    cpu_build = version("tensorflow-cpu")
+    record = tmp_path / f"tensorflow-{cpu_build}.dist-info"
+    record.mkdir()
+    (record / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: tensorflow\nVersion: {cpu_build}\n"
+    )
+    done = imgclf("doctor", cwd=REPO, env=environment(PYTHONPATH=str(tmp_path)))
+    assert done.returncode == 1
+    assert (
+        f"PROBLEM TensorFlow builds: tensorflow-cpu {cpu_build} and tensorflow {cpu_build} are "
+        "both installed" in done.stdout
+    )
+    alone = imgclf("doctor", cwd=REPO, env=environment())
+    assert f"ok      TensorFlow build: tensorflow-cpu {cpu_build}\n" in alone.stdout

@@ -10,6 +10,7 @@ change, `dvc metrics diff` and `imgclf compare` say what it did.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -111,6 +112,7 @@ def doctor_checks(root: Path) -> list[tuple[str, str]]:
         _environment_check(),
         *_dvc_checks(root),
         _cpu_check(root),
+        _tensorflow_build_check(),
         _gpu_check(),
     ]
 
@@ -165,7 +167,7 @@ def _dvc_checks(root: Path) -> list[tuple[str, str]]:
 
 def _cpu_check(root: Path) -> tuple[str, str]:
     from imgclf.core.config import load_params
-    from imgclf.core.cpu import check_pins
+    from imgclf.core.cpu import check_pins, is_x86
     from imgclf.core.provenance import cpu_record, describe_cpu
 
     cpu = describe_cpu(cpu_record())
@@ -178,8 +180,28 @@ def _cpu_check(root: Path) -> tuple[str, str]:
         check_pins()
     except UserError as error:
         return "PROBLEM", f"CPU: {cpu}; {error}"
+    if not is_x86():
+        return "ok", f"CPU: {cpu}; threads pinned (no kernel pins exist off x86-64)"
     threads = os.environ.get("OMP_NUM_THREADS", "as many as cores")
     return "ok", f"CPU: {cpu}; deterministic kernels pinned (threads: {threads})"
+
+
+def _tensorflow_build_check() -> tuple[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    builds = []
+    for distribution in ("tensorflow-cpu", "tensorflow"):
+        with contextlib.suppress(PackageNotFoundError):
+            builds.append(f"{distribution} {version(distribution)}")
+    if len(builds) < 2:
+        return "ok", f"TensorFlow build: {', '.join(builds) or 'none installed'}"
+    # Both write the same `tensorflow` package folder: the last installed wins, and removing
+    # either one removes files the other needs.
+    return (
+        "PROBLEM",
+        f"TensorFlow builds: {' and '.join(builds)} are both installed and share one folder; "
+        "run `make clean-venv install` (or `make clean-venv install GPU=1`)",
+    )
 
 
 def _gpu_check() -> tuple[str, str]:

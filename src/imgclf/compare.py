@@ -1,9 +1,9 @@
 """`python -m imgclf.compare`: this run against the committed results, in one screen
 (`make run` ends with it).
 
-Trained models are promised byte for byte only on the CPU model that made them (README,
-Reproducibility). So after a build this says which CPU made the committed results and which
-made this run's (from `metrics/provenance/`), how many trained outputs (models, features,
+Trained models are promised byte for byte only on the CPU model that made them
+(docs/reproducibility.md). So after a build this says which CPU made the committed results
+and which made this run's (from `metrics/provenance/`), how many trained outputs (models, features,
 predictions: their MD5s in the committed and the new `dvc.lock`) came back the same, and
 either that every committed output came back unchanged, or which committed files changed and
 how each model's headline metrics moved, with whether the new value lies inside the committed
@@ -74,7 +74,7 @@ def compare_with_committed(root: Path, revision: str = "HEAD") -> list[str]:
         same, trained = git.unchanged_trained_outputs()
         lines.append(
             "Trained models are promised byte for byte only on the CPU model that made them "
-            f"(README, Reproducibility); here {len(same)} of {len(trained)} trained outputs "
+            f"(docs/reproducibility.md); here {len(same)} of {len(trained)} trained outputs "
             "(models, features, predictions) came back the same, and "
             f"{len(changed)} committed files changed{':' if changed else '.'}"
             + (f" {', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}." if changed else "")

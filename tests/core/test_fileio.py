@@ -103,3 +103,37 @@ def test_a_failed_folder_leaves_nothing(tmp_path: Path) -> None:
         (temporary / "variables").mkdir(parents=True)
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_is_on_the_disk_before_its_rename_and_the_rename_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Power loss cannot be staged here; the order of the system calls that survive it can
+    be watched: every file and folder the block made is synced, then renamed, then the
+    folder that holds the new name is synced."""
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(source: Path, target: Path) -> None:
+        calls.append(("rename", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "savedmodel"
+    with atomic_output(target) as temporary:
+        (temporary / "variables").mkdir(parents=True)
+        (temporary / "saved_model.pb").write_bytes(b"graph")
+        (temporary / "variables" / "data").write_bytes(b"weights")
+    assert calls == [
+        ("fsync", str(temporary / "variables" / "data")),
+        ("fsync", str(temporary / "variables")),
+        ("fsync", str(temporary / "saved_model.pb")),
+        ("fsync", str(temporary)),
+        ("rename", str(target)),
+        ("fsync", str(tmp_path)),
+    ]

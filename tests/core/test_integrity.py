@@ -12,6 +12,7 @@ from imgclf.core.errors import UserError
 from imgclf.core.fileio import read_json, write_json
 from imgclf.core.integrity import DamagedError, check_intact
 from imgclf.data.hdf5io import PackReader
+from imgclf.models.modelcard import read_entry
 from support.packs import write_pack
 
 
@@ -92,3 +93,25 @@ def test_files_dvc_does_not_track_and_repos_without_a_lock_are_not_checked(
     (repo / "dvc.lock").unlink()
     flip_one_byte(repo / "data/means.json", 3)
     check_intact(repo / "data/means.json")  # no lock: nothing to compare with
+
+
+def test_a_missing_output_names_the_commands_that_bring_it_back(repo: Path) -> None:
+    """A fresh clone has dvc.lock but none of DVC's files until `dvc pull`: a reader of one
+    says which stage makes it and how to fetch or build it (a folder output's files too)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    lock["stages"]["logreg"] = {"cmd": "true", "outs": [{"path": "models/logreg.skops"}]}
+    lock["stages"]["export"] = {"cmd": "true", "outs": [{"path": "models/export"}]}
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock), encoding="utf-8")
+    (repo / "data/train.h5").unlink()
+    with pytest.raises(UserError) as raised:
+        PackReader("data/train.h5")
+    assert str(raised.value) == (
+        "data/train.h5: file not found; it is an output of stage 'pack@train': fetch it with "
+        "`dvc pull data/train.h5` or build it with `dvc repro pack@train`"
+    )
+    with pytest.raises(UserError, match=r"`dvc pull models/logreg\.skops` .* `dvc repro logreg`"):
+        read_entry(repo / "models/logreg.skops")
+    with pytest.raises(UserError, match=r"`dvc pull models/export` .* `dvc repro export`$"):
+        read_json("models/export/summary.json")
+    with pytest.raises(UserError, match=r"^data/other\.json: file not found$"):
+        read_json("data/other.json")  # not an output: nothing to suggest

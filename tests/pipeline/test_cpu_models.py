@@ -2,7 +2,7 @@
 dvc.lock) runs under qemu-user's emulation of another x86-64 CPU, whose CPUID (vendor,
 model, instruction sets, cache sizes) is what NumPy, OpenBLAS, OpenCV, oneDNN and Eigen read
 to choose their kernels and block sizes; its outputs are compared by MD5 with the native
-build's. The README's Reproducibility section lists what holds and what does not.
+build's. docs/reproducibility.md lists what holds and what does not.
 
 qemu-user is a Debian package (`apt-get install qemu-user`; `.ci/run` installs it): without
 it these tests fail in CI (env `CI` set) and are skipped elsewhere, with the reason.
@@ -28,7 +28,7 @@ QEMU = shutil.which("qemu-x86_64")
 # 512 KiB L2, 16 MiB L3) and instruction sets (TCG emulates up to AVX2: neither has AVX-512).
 EMULATED = ("Haswell-v4", "EPYC-Rome-v1")
 QEMU_NAMES = {"Haswell-v4": "Intel Core Processor (Haswell", "EPYC-Rome-v1": "AMD EPYC-Rome"}
-# The stages whose bytes are the same on every x86-64 CPU model (measured: README).
+# The stages whose bytes are the same on every x86-64 CPU model (docs/reproducibility.md).
 CPU_INDEPENDENT = (
     "split",
     "pack@train",

@@ -28,8 +28,15 @@ from support.project import SPLITS, Output, Project, pipeline_outputs
 
 pytestmark = pytest.mark.slow
 
-# Predictions are `push: false` (cheap, and rerunning gives the same bytes): a clone makes them.
-REMADE_BY_CLONE = ["ensemble", "export", "predict_cnn@0", "predict_finetune", "predict_logreg"]
+# Predictions are `push: false` (cheap, and rerunning gives the same bytes): a clone makes them
+# (the exports' too: the SavedModel and LiteRT files come from the remote, not reconverted).
+REMADE_BY_CLONE = [
+    "ensemble",
+    "predict_cnn@0",
+    "predict_export",
+    "predict_finetune",
+    "predict_logreg",
+]
 FEATURES = [f"features@{split}" for split in SPLITS]
 # What `features@*` needs and makes, all in the DVC cache (index and split outputs aside).
 FEATURE_INPUTS_AND_OUTPUTS = [
@@ -312,7 +319,7 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def test_s3_remote_round_trip(built: Project, tmp_path: Path, s3_endpoint: str) -> None:
-    """The S3 recipe of the README: the endpoint in config, the credentials only in the
+    """The S3 recipe of docs/experiments.md: the endpoint in config, the credentials only in the
     environment (never in a file git sees)."""
     import boto3
 

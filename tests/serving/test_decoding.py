@@ -1,5 +1,5 @@
 """The SavedModel's in-graph image preparation against the pack stage's (OpenCV), pixel by
-pixel: which cases are exact and how far the others are (the README quotes these)."""
+pixel: which cases are exact and how far the others are (docs/using.md quotes these)."""
 
 import struct
 from pathlib import Path

@@ -85,7 +85,7 @@ def test_saved_model_on_bytes_agrees_with_the_classifier(
     assert runner.label_names == CLASSES
     gaps = [np.abs(results[path] - expected[path]).max() for path in image_files]
     top1 = [results[path].argmax() == expected[path].argmax() for path in image_files]
-    print(f"largest probability gap on {len(gaps)} files: {max(gaps):.6f}")  # for the README
+    print(f"largest probability gap on {len(gaps)} files: {max(gaps):.6f}")  # for docs/using.md
     assert all(top1)
     assert max(gaps) <= BYTES_TOLERANCE
 

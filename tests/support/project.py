@@ -24,13 +24,14 @@ PRETRAIN_PLACEHOLDER = "data/processed/pretrain/.gitignore"
 SPLITS = ("train", "val", "test")
 # What a new logreg.C reruns: the model, its predictions and what reads them; not the
 # features. The audit too (its out-of-fold probabilities use the C that logreg chose), and the
-# export (it may export logreg) and its scores.
+# export (it may export logreg), its predictions and their scores.
 AFTER_LOGREG_C = [
     "audit",
     "ensemble",
     "evaluate",
     "export",
     "logreg",
+    "predict_export",
     "predict_logreg",
     "report",
     "score_export",

@@ -78,13 +78,31 @@ def whole_file(path: Path | str, mode: str = "w", encoding: str | None = None) -
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _sync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
+def sync_to_disk(path: Path) -> None:
+    """Flush a file, or everything in a folder (its files and its folders' entries), to the
+    disk."""
+    if not path.is_dir():
+        _fsync(path)
+        return
+    for parent, _, files in os.walk(path, topdown=False):
+        for name in files:
+            _fsync(Path(parent, name))
+        _fsync(Path(parent))
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (not its files' contents): the names created or renamed in it
+    then survive a power loss."""
+    _fsync(folder)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:

@@ -83,7 +83,7 @@ class BaseParams(Section):
     seed: int = field(metadata=bounds(0))
     # [height, width] of every packed image; a single number means a square.
     image_size: int | tuple[int, int] = field(metadata=bounds(8, 4096))
-    # Repeatable CPU training (op determinism); costs speed, see the README.
+    # Repeatable CPU training (op determinism); costs speed: docs/benchmarks.md.
     deterministic: bool
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
 """Which CPU kernels the numeric libraries run, so that results are bit-identical on one CPU
 model whatever its core count, and run the same kernels on every x86-64 CPU with AVX2 (what
-that makes identical across CPU models, and what not: README, Reproducibility).
+that makes identical across CPU models, and what not: docs/reproducibility.md).
 
 Libraries pick their kernels by the instruction sets of the CPU they run on, and split sums
 over as many threads as it has cores; either changes the last bits of a float, and training
@@ -18,20 +18,38 @@ grows them into other weights. Two kinds of settings remove both:
   `imgclf.models.runtime`): one BLAS/OpenMP thread, so no sum is split by the core count.
 
 A variable the user already set is kept; `check_pins` then says what to unset.
+
+The kernel pins exist only on x86-64 (Haswell kernels, AVX-512 loops, oneDNN's AVX2 cap name
+x86 code). Elsewhere (Linux aarch64, macOS arm64) only the thread pins apply: results repeat
+on one CPU model whatever its core count, and nothing is promised across CPU models.
 """
 
 import os
+import platform
 
 from imgclf.core.errors import UserError
 
 # NumPy 2.x dispatch targets above AVX2 (X86_V3); names of absent features are ignored.
 NUMPY_DISABLED = "X86_V4 AVX512_ICL AVX512_SPR"
 OPENBLAS_CORE = "Haswell"
-PINNED_ENVIRONMENT = {
+X86_PINS = {
     "NPY_DISABLE_CPU_FEATURES": NUMPY_DISABLED,
     "OPENBLAS_CORETYPE": OPENBLAS_CORE,
     "TF_ENABLE_ONEDNN_OPTS": "1",
 }
+
+
+def is_x86(machine: str | None = None) -> bool:
+    """Whether `machine` (this one's, by default) is an x86-64 CPU."""
+    return (machine or platform.machine()).lower() in ("x86_64", "amd64")
+
+
+def pins_for(machine: str | None = None) -> dict[str, str]:
+    """The kernel pins that exist on `machine` (this one's, by default)."""
+    return dict(X86_PINS) if is_x86(machine) else {}
+
+
+PINNED_ENVIRONMENT = pins_for()
 
 
 def pin_before_numpy() -> None:
@@ -62,6 +80,8 @@ def check_pins() -> None:
                 f"{name}={os.environ.get(name, '')!r} in the environment: deterministic "
                 f"results need {value!r}; unset it, or set base.deterministic: false"
             )
+    if not is_x86():
+        return  # no kernel pins here (see the module docstring)
     if any(__cpu_features__.get(feature) for feature in NUMPY_DISABLED.split()):
         raise UserError(
             "NumPy loaded its AVX-512 loops (it was imported before imgclf): import imgclf "

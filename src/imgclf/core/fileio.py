@@ -15,9 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from imgclf.core.atomicfiles import remove, remove_dead_temporaries, temporary_beside
+from imgclf.core.atomicfiles import (
+    remove,
+    remove_dead_temporaries,
+    sync_folder,
+    sync_to_disk,
+    temporary_beside,
+)
 from imgclf.core.errors import DiskFullError, UserError
-from imgclf.core.integrity import check_intact
+from imgclf.core.integrity import check_intact, not_found
 
 OUT_OF_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
@@ -27,7 +33,9 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
 
     The block may make a file or a folder there (a SavedModel is a folder); a folder
-    replaces only a missing or empty `path`."""
+    replaces only a missing or empty `path`. What it made is on the disk before the rename,
+    and the rename is once its folder is synced: a power loss leaves the old output or the
+    whole new one, never a renamed file whose blocks were still in memory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path.parent)
@@ -35,7 +43,9 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
     remove(temporary)
     try:
         yield temporary
+        sync_to_disk(temporary)
         os.replace(temporary, path)
+        sync_folder(path.parent)
     except (OSError, RuntimeError) as error:
         if (code := out_of_space(error)) is None:
             raise
@@ -81,7 +91,7 @@ def read_json(path: Path | str) -> dict[str, Any]:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise not_found(path) from None
     except json.JSONDecodeError as error:
         raise UserError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
 
@@ -98,7 +108,7 @@ def read_csv(path: Path | str, columns: Sequence[str]) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise not_found(path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not a readable CSV file ({error})") from None
     missing = [column for column in columns if column not in frame.columns]

@@ -60,25 +60,57 @@ def _verified(path: str, size: int, mtime_ns: int, want_size: int, want_md5: str
     return digest.hexdigest() == want_md5
 
 
+def not_found(path: Path | str) -> UserError:
+    """The error for a missing input, naming the commands that bring it back when `path` is
+    (or lies in) an output in dvc.lock: a fresh clone has the lock but none of DVC's files
+    until `dvc pull`."""
+    root = os.path.abspath(os.environ.get("DVC_ROOT") or os.getcwd())
+    try:
+        relative = Path(os.path.abspath(path)).relative_to(root)
+    except ValueError:
+        return UserError(f"{path}: file not found")
+    stages = _output_stages(Path(root, LOCK))
+    for out in (relative, *relative.parents):
+        if (stage := stages.get(out.as_posix())) is not None:
+            return UserError(
+                f"{path}: file not found; it is an output of stage '{stage}': fetch it with "
+                f"`dvc pull {out.as_posix()}` or build it with `dvc repro {stage}`"
+            )
+    return UserError(f"{path}: file not found")
+
+
 def _recorded_outputs(lock: Path) -> dict[str, tuple[str, int, str]]:
     """{output path: (stage, size, md5)} for the file outputs in `lock` (none if absent)."""
+    outputs = {}
+    for stage, out in _lock_outputs(lock):
+        if "md5" in out and "size" in out and not out["md5"].endswith(".dir"):
+            outputs[out["path"]] = (stage, int(out["size"]), out["md5"])
+    return outputs
+
+
+def _output_stages(lock: Path) -> dict[str, str]:
+    """{output path: stage} for every output in `lock`, folders included."""
+    return {out["path"]: stage for stage, out in _lock_outputs(lock) if "path" in out}
+
+
+def _lock_outputs(lock: Path) -> list[tuple[str, dict]]:
+    """(stage, output entry) for the outputs and metrics in `lock` (none if absent)."""
     try:
         stat = lock.stat()
     except OSError:
-        return {}
+        return []
     return _parse_lock(str(lock), stat.st_mtime_ns, stat.st_size)
 
 
 @cache
-def _parse_lock(lock: str, mtime_ns: int, size: int) -> dict[str, tuple[str, int, str]]:
+def _parse_lock(lock: str, mtime_ns: int, size: int) -> list[tuple[str, dict]]:
     """(Keyed by mtime and size too: DVC rewrites the lock as stages finish.)"""
     try:
         stages = (yaml.safe_load(Path(lock).read_text(encoding="utf-8")) or {}).get("stages")
     except (OSError, yaml.YAMLError):
-        return {}
-    outputs = {}
-    for stage, entry in (stages or {}).items():
-        for out in [*entry.get("outs", []), *entry.get("metrics", [])]:
-            if "md5" in out and "size" in out and not out["md5"].endswith(".dir"):
-                outputs[out["path"]] = (stage, int(out["size"]), out["md5"])
-    return outputs
+        return []
+    return [
+        (stage, out)
+        for stage, entry in (stages or {}).items()
+        for out in [*entry.get("outs", []), *entry.get("metrics", [])]
+    ]

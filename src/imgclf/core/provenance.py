@@ -2,7 +2,7 @@
 settings, and the library versions. Each training stage writes one record beside its model
 (`metrics/provenance/<model>.json`, committed), because those are what decide the last bits
 of a trained model: the same inputs and params give the same bytes on the same CPU model,
-and other bytes on another (README, Reproducibility).
+and other bytes on another (docs/reproducibility.md).
 
 The CPU is read with the CPUID instruction (py-cpuinfo) and glibc's cache sizes (which come
 from CPUID too), not from /proc/cpuinfo: that is what oneDNN, Eigen and OpenBLAS read when
@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from imgclf.core.cpu import PINNED_ENVIRONMENT
+from imgclf.core.cpu import PINNED_ENVIRONMENT, is_x86
 from imgclf.core.fileio import write_json
 
 # glibc's sysconf names for the data caches (bits/confname.h); Python 3.11 lacks them.
@@ -65,7 +65,7 @@ def machine_record(deterministic: bool) -> dict[str, Any]:
 def cpu_record() -> dict[str, Any]:
     """The CPU's vendor, name, family/model/stepping, instruction-set level and data caches."""
     found: dict[str, Any] = {}
-    if _is_x86():
+    if is_x86():
         # py-cpuinfo's CPUID reader, called directly: its get_cpu_info also times the clock
         # and swallows errors; it returned nothing once on one loaded core under qemu.
         from cpuinfo.cpuinfo import CPUID
@@ -106,7 +106,7 @@ def describe_cpu(cpu: dict[str, Any]) -> str:
 
 def isa_level() -> str:
     """The newest x86-64 level whose features the CPU has (NumPy's CPUID reading)."""
-    if not _is_x86():
+    if not is_x86():
         return platform.machine()
     from numpy._core._multiarray_umath import __cpu_features__
 
@@ -165,7 +165,3 @@ def _version(*distributions: str) -> str | None:
         except metadata.PackageNotFoundError:
             continue
     return None
-
-
-def _is_x86() -> bool:
-    return platform.machine().lower() in ("x86_64", "amd64")

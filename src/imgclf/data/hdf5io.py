@@ -17,7 +17,7 @@ import numpy as np
 
 from imgclf.core.errors import DiskFullError, UserError
 from imgclf.core.fileio import atomic_output, out_of_space
-from imgclf.core.integrity import check_intact
+from imgclf.core.integrity import check_intact, not_found
 
 IMAGES = "images"
 FEATURES = "features"
@@ -130,7 +130,7 @@ class PackReader:
         try:
             self._file = h5py.File(self.path, "r")
         except FileNotFoundError:
-            raise UserError(f"{self.path}: file not found") from None
+            raise not_found(self.path) from None
         except OSError as error:
             raise UserError(f"{self.path}: not a readable HDF5 file ({error})") from None
         missing = [key for key in (IMAGES, LABELS, LABEL_NAMES, PATHS) if key not in self._file]
@@ -215,7 +215,7 @@ def load_predictions(path: Path | str) -> tuple[dict[str, SplitPredictions], lis
                 if isinstance(group, h5py.Group)
             }
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise not_found(path) from None
     except (OSError, KeyError) as error:
         raise UserError(f"{path}: not an imgclf predictions file ({error})") from None
     return splits, names
@@ -230,7 +230,7 @@ def prediction_attrs(path: Path | str) -> dict[str, Any]:
                 for key, value in handle.attrs.items()
             }
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise not_found(path) from None
     except OSError as error:
         raise UserError(f"{path}: not an imgclf predictions file ({error})") from None
 
@@ -259,6 +259,6 @@ def load_features(path: Path | str) -> Features:
                 dict(handle.attrs),
             )
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise not_found(path) from None
     except (OSError, KeyError) as error:
         raise UserError(f"{path}: not an imgclf features file ({error})") from None

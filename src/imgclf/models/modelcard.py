@@ -19,6 +19,7 @@ from typing import Any, get_args
 
 from imgclf.core.config import Interpolation
 from imgclf.core.errors import UserError
+from imgclf.core.integrity import not_found
 
 ENTRY = "imgclf.json"
 _NO_TIME = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date
@@ -154,7 +155,7 @@ def read_entry(model_path: Path | str) -> Any:
         with zipfile.ZipFile(model_path) as archive:
             return json.loads(archive.read(ENTRY))
     except FileNotFoundError:
-        raise UserError(f"{model_path}: file not found") from None
+        raise not_found(model_path) from None
     except (zipfile.BadZipFile, KeyError) as error:
         raise UserError(
             f"{model_path}: not a model written by the imgclf pipeline ({error})"

@@ -1,6 +1,6 @@
 """How TensorFlow runs: seeds, and with `deterministic`, kernels and threads that give
 bit-identical results on one CPU model whatever its core count (other CPU models train
-other last bits: README, Reproducibility).
+other last bits: docs/reproducibility.md).
 
 oneDNN, under most of TensorFlow's CPU kernels, picks its code by instruction set (AVX2,
 AVX-512, AMX) and splits work by the size of TensorFlow's thread pool; either changes the
@@ -19,7 +19,7 @@ import os
 import keras
 import tensorflow as tf
 
-from imgclf.core.cpu import pin_threads
+from imgclf.core.cpu import is_x86, pin_threads
 
 ISA = "AVX2"  # the newest instruction set every x86-64 CPU of the last decade has
 THREADS = 2  # the intra-op pool of a deterministic run, whatever the machine has
@@ -29,7 +29,8 @@ log = logging.getLogger("imgclf.models.runtime")
 def setup(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and TensorFlow; with `deterministic`, pin kernels and threads."""
     if deterministic:
-        os.environ["ONEDNN_MAX_CPU_ISA"] = ISA
+        if is_x86():  # (oneDNN's ISA names are x86's)
+            os.environ["ONEDNN_MAX_CPU_ISA"] = ISA
         try:
             if tf.config.threading.get_intra_op_parallelism_threads() != THREADS:
                 tf.config.threading.set_intra_op_parallelism_threads(THREADS)

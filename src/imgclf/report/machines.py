@@ -42,7 +42,7 @@ def provenance_section(provenance: Path, artifacts: list[str]) -> list[str]:
     return [
         *heading,
         f"From {code(str(provenance))}. Trained models repeat byte for byte on the same CPU "
-        "model whatever its core count, not on another (README, Reproducibility). " + note,
+        "model whatever its core count, not on another (docs/reproducibility.md). " + note,
         "",
         *table(header, rows),
     ]

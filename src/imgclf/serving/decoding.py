@@ -5,7 +5,7 @@ size, rounded to uint8 as packs store it.
 
 It mirrors `imgclf.data.imaging` (OpenCV) step by step; tests/serving/test_decoding.py
 measures where the pixels agree (area shrinks, reduced JPEG decoding, transparency) and by how
-much they do not (enlarging, linear, cubic: other kernels); the README lists the figures.
+much they do not (enlarging, linear, cubic: other kernels); docs/using.md lists the figures.
 Only JPEG and PNG are read.
 """
 
