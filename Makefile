@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # DVC runs each stage's `python ...` through the shell: put the venv first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast lint install install-dev lock bench clean-venv
+.PHONY: run test test-fast lint docs install install-dev lock bench clean-venv
 
 run: install  ## create .venv, install, run the whole pipeline on the demo data, print metrics
 	$(BIN)/dvc repro
@@ -23,6 +23,9 @@ test-fast: install-dev  ## skip the slow end-to-end tests
 lint: install-dev
 	$(BIN)/ruff check src stages tests bench scripts
 	$(BIN)/ruff format --check src stages tests bench scripts
+
+docs: install-dev  ## the documentation (docs/, mkdocs.yml) built into site/; a broken link fails it
+	$(BIN)/mkdocs build --strict --site-dir site
 
 bench: install  ## benchmarks (not part of the tests); each prints ratios to its baseline
 	$(BIN)/python bench/pack.py

@@ -2,7 +2,7 @@
 measured in the same run with the same deterministic set-up (`imgclf.models.runtime.setup`).
 
 Why it was tried: the same backbone run in float64 and cast to float32 at the end gave the
-same features on four CPU models where float32 did not (README, Reproducibility). It is not
+same features on four CPU models where float32 did not (docs/reproducibility.md). It is not
 the pipeline's mode; this prices it. Each precision builds the same network (random weights:
 speed does not depend on them; Keras' `floatx` sets the dtype of every layer), traces it with
 a first pass, then times `--repeat` passes over `--n` images and keeps the best. Rows: the
