@@ -3,6 +3,7 @@
     imgclf classify [options] PATH_OR_FOLDER ...   label new images (`imgclf classify --help`)
     imgclf compare                                 this build against the committed results
     imgclf compare REV_A REV_B [--model NAME]      the test images two runs answer differently
+    imgclf experiments [DVC EXP SHOW OPTIONS]      the experiments table, one screen wide
     imgclf doctor                                  is this machine set up as imgclf expects?
 
 The pipeline itself is DVC's: `dvc repro` builds it, `dvc exp run -S key=value` tries a
@@ -25,9 +26,22 @@ EPILOG = """examples:
   imgclf compare                                after `make run`: same bytes as committed?
   imgclf compare HEAD~1 workspace               what the last change did to the predictions
   imgclf compare main my-experiment --model logreg
+  imgclf experiments -n 3 --csv                 the last 3 commits' experiments, as CSV
   imgclf doctor
 """
 MIN_FREE_BYTES = 2 * 1024**3  # a demo build needs about 1 GiB of outputs and cache
+# `dvc exp show` with the headline metrics (metrics/evaluation/headline.json: `chosen`,
+# `exported`, `test.*`; prefixed by the file where an older commit's metrics share a key)
+# always, the params only where the rows differ, and neither the stage-dependency hashes nor
+# the provenance records: their column names are paths, and no param has a / (the headline's
+# `test.accuracy.cnn/seed0` is kept before the drop).
+EXPERIMENTS_TABLE = (
+    "--only-changed",
+    "--keep",
+    r"^(Experiment|Created|chosen|exported|test\..+|metrics/evaluation/headline\.json:.+)$",
+    "--drop",
+    ".*/",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--model", help="compare this model (default: each run's chosen one)")
     compare.add_argument("--shown", type=int, default=20, help="changed images listed")
     commands.add_parser(
+        "experiments",
+        add_help=False,  # every other option is `dvc exp show`'s
+        help="`dvc exp show` narrowed to the headline metrics and the params that differ",
+    )
+    commands.add_parser(
         "doctor",
         help="check the environment, DVC cache, disk, CPU and deterministic setting, GPUs",
         description="Each check prints ok, note or PROBLEM with what to do; exit 1 on a problem.",
@@ -73,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from imgclf.serving.command import main as classify
 
         classify(argv[argv.index("classify") + 1 :], prog="imgclf classify")
+    elif args.command == "experiments":
+        sys.exit(_experiments(argv[argv.index("experiments") + 1 :]))
     elif rest:
         build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
     elif args.command == "compare":
@@ -96,6 +117,15 @@ def _compare(revisions: list[str], model: str | None, shown: int) -> None:
 
     runs = [read_run(root, revision, model) for revision in revisions]
     print("\n".join(compare_runs(*runs).lines(shown)))
+
+
+def _experiments(options: list[str]) -> int:
+    """`dvc exp show` with EXPERIMENTS_TABLE's columns, then `options` (-A, -n 3, --csv, ...)."""
+    from dvc.cli import main as dvc
+
+    if "-h" in options or "--help" in options:
+        print(f"imgclf experiments = dvc exp show {' '.join(EXPERIMENTS_TABLE)} [OPTIONS]\n")
+    return dvc(["exp", "show", *EXPERIMENTS_TABLE, *options])
 
 
 def _doctor() -> None:

@@ -66,6 +66,31 @@ def test_evaluate_reads_the_ensembles_temperatures_and_fits_none(
     assert evaluation.reliability["temperature"] == ensemble.temperatures[chosen]
 
 
+def test_the_headline_is_one_short_row_of_what_the_detailed_files_say(
+    predictions: Path, tmp_path: Path
+) -> None:
+    """The one metrics file dvc.yaml declares (the `dvc exp show` row): the chosen model's
+    figures and each model's test accuracy, equal to the detailed files'; nothing per class."""
+    params = make_params(cnn={"seeds": [0]}, evaluate={"calibrate": "temperature"})
+    ensemble = build_ensemble(params, predictions)
+    save_predictions(predictions_file(predictions, "ensemble"), ensemble.splits, CLASSES)
+    write_json(temperatures_file(predictions), ensemble.temperatures)
+    evaluation = evaluate_run(params, predictions)
+    evaluation.write(tmp_path / "evaluation", tmp_path / "confusion")
+
+    headline = json.loads((tmp_path / "evaluation/headline.json").read_text(encoding="utf-8"))
+    chosen = evaluation.summary["chosen"]
+    detailed = json.loads((tmp_path / f"evaluation/models/{chosen}.json").read_text())
+    assert headline["chosen"] == chosen
+    assert headline["exported"] == evaluation.export_choice["model"]
+    for key in ("test.accuracy", "test.accuracy_lo", "test.accuracy_hi", "test.macro_f1"):
+        assert headline[key] == detailed[key], key
+    assert headline["test.ece_scaled"] == detailed["test.ece_scaled"]  # it has a temperature
+    for name in ("cnn/seed0", "ensemble", "finetune", "logreg"):
+        assert headline[f"test.accuracy.{name}"] == evaluation.metrics[name]["test.accuracy"]
+    assert len(headline) == 2 + 6 + 4  # a column per model, never one per class or split
+
+
 def test_without_calibration_there_are_no_temperatures(predictions: Path) -> None:
     params = make_params(cnn={"seeds": [0]}, evaluate={"calibrate": "none"})
     assert build_ensemble(params, predictions).temperatures == {}

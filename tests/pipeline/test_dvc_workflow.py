@@ -3,8 +3,11 @@ stages whose params go back, dropped ensemble members leave nothing behind, a ch
 reruns what it affects (and a junk file nothing), plots render, and `dvc exp show` stays
 narrow. Queued experiments running their own code: test_experiments.py."""
 
+import csv
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,14 +114,28 @@ def test_plots_render_train_and_val_on_one_chart(project: Project) -> None:
     assert "plots/confusion/cnn/seed0.csv" in shown["data"]
 
 
-def test_exp_show_has_the_headline_metrics_not_the_per_class_ones(project: Project) -> None:
+def test_exp_show_has_one_headline_row_and_imgclf_experiments_fits_a_screen(
+    project: Project,
+) -> None:
+    """`dvc exp show`'s metrics are the headline file alone (the stage summaries are outputs,
+    the provenance records stage metrics only for DVC's run-cache); `imgclf experiments`
+    narrows the table to the headline with no dependency hash and no unchanged param."""
     table = json.loads(project.dvc("exp", "show", "--json").stdout)
     metrics = table[0]["data"]["metrics"]
-    assert "metrics/evaluation/models/logreg.json" in metrics
-    assert not any("per_class" in name or "summary" in name for name in metrics)
-    # Per model and split: the headline metrics, their bounds and calibration; never one
-    # column per class, so the table's width does not grow with the classes.
-    headline = re.compile(r"temperature|(val|test)(_1crop)?\.[a-z0-9_]+")
-    for name, values in metrics.items():
-        if name.startswith("metrics/evaluation/"):
-            assert all(headline.fullmatch(key) for key in values["data"]), (name, values)
+    assert sorted(name for name in metrics if "provenance" not in name) == [
+        "metrics/evaluation/headline.json"
+    ]
+    headline = metrics["metrics/evaluation/headline.json"]["data"]
+    assert headline["chosen"] in ("logreg", "cnn/seed0", "finetune", "ensemble")
+    assert sorted(key for key in headline if key.startswith("test.accuracy.")) == [
+        f"test.accuracy.{name}" for name in ("cnn/seed0", "ensemble", "finetune", "logreg")
+    ]
+
+    narrow = project.command(sys.executable, "-m", "imgclf", "experiments", "--csv").stdout
+    columns = next(csv.reader(io.StringIO(narrow)))
+    assert len(columns) <= 30, columns
+    assert {"chosen", "test.accuracy", "test.accuracy_lo", "test.accuracy_hi"} <= set(columns)
+    assert not [column for column in columns if "/" in column and "test." not in column]
+    # The full table, for comparison: every param and every dependency (docs/experiments.md).
+    full = next(csv.reader(io.StringIO(project.dvc("exp", "show", "--csv").stdout)))
+    assert "src/imgclf/core" in full and "cnn.epochs" in full and "cnn.epochs" not in columns

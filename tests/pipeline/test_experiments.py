@@ -6,6 +6,7 @@ from its clean HEAD (experiments stay in their refs).
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,17 +65,26 @@ def test_an_experiment_reruns_only_what_its_params_affect(project: Project) -> N
     shown = experiments(project)
     assert shown[name]["params"]["logreg"]["C"] == [0.01, 0.1]
     assert shown[branch]["params"]["logreg"]["C"] == [0.1, 1.0]
-    assert shown[name]["metrics"]["metrics/logreg_search.json"]["C"] == 0.01
-    assert shown[branch]["metrics"]["metrics/logreg_search.json"]["C"] == 0.1
-    rows = markdown_rows(project.dvc("exp", "show", "--only-changed", "--md").stdout)
-    assert "cnn.epochs" not in rows[0]  # unchanged params are left out
-    (row,) = [row for row in rows if row["Experiment"].endswith(f"[{name}]")]
-    assert (row["logreg.C"], row["C"]) == ("['0.01', '0.1']", "0.01")  # the param, the metric
+    # The table: one metrics file, the headline; the stage summaries are outputs.
+    assert list(shown[name]["metrics"]) == ["metrics/evaluation/headline.json"]
+    headline = shown[name]["metrics"]["metrics/evaluation/headline.json"]
 
-    diff = json.loads(project.dvc("metrics", "diff", "HEAD", name, "--json").stdout)
+    # `imgclf experiments`: the headline and the changed param, one screen wide.
+    table = project.command(sys.executable, "-m", "imgclf", "experiments", "--md").stdout
+    rows = markdown_rows(table)
+    assert len(rows[0]) <= 30, sorted(rows[0])
+    assert "cnn.epochs" not in rows[0]  # unchanged params are left out
+    assert not any("/" in column and "test." not in column for column in rows[0])  # no deps
+    (row,) = [row for row in rows if row["Experiment"].endswith(f"[{name}]")]
+    assert row["logreg.C"] == "['0.01', '0.1']"
+    assert float(row["test.accuracy.logreg"]) == pytest.approx(headline["test.accuracy.logreg"])
+
+    # The detailed files stay diffable by name.
+    target = ["--targets", "metrics/logreg_search.json"]
+    diff = json.loads(project.dvc("metrics", "diff", "HEAD", name, *target, "--json").stdout)
     change = diff["metrics/logreg_search.json"]["C"]
     assert (change["old"], change["new"]) == (0.1, 0.01)
-    text = project.dvc("metrics", "diff", "HEAD", name).stdout
+    text = project.dvc("metrics", "diff", "HEAD", name, *target).stdout
     assert re.search(r"metrics/logreg_search\.json +C +0\.1 +0\.01\b", text), text
 
 
@@ -101,7 +111,9 @@ def test_a_parallel_queued_sweep_runs_every_value_with_its_own_library_and_appli
 
     shown = experiments(project)
     for name in names:
-        assert shown[name]["metrics"]["metrics/evaluation/models/logreg.json"]["test.probe"] == 1
+        logreg = ["--targets", "metrics/evaluation/models/logreg.json", "--json"]
+        diff = json.loads(project.dvc("metrics", "diff", "HEAD", name, *logreg).stdout)
+        assert diff["metrics/evaluation/models/logreg.json"]["test.probe"]["new"] == 1
     assert project.repro() == []
     head = json.loads((project.root / "metrics/evaluation/models/logreg.json").read_text())
     assert "test.probe" not in head

@@ -25,6 +25,16 @@ from imgclf.evaluation.metrics import (
     summarize,
 )
 
+# The chosen model's figures in the headline; test.ece_scaled only where it has a temperature.
+HEADLINE_KEYS = (
+    "test.accuracy",
+    "test.accuracy_lo",
+    "test.accuracy_hi",
+    "test.macro_f1",
+    "test.ece",
+    "test.ece_scaled",
+)
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -38,9 +48,28 @@ class Evaluation:
     export_choice: dict[str, str]
     reliability: dict[str, Any]
 
+    @property
+    def headline(self) -> dict[str, Any]:
+        """The run in one row of `dvc exp show` (the one metrics file dvc.yaml declares):
+        the chosen and exported models, the chosen one's test accuracy with its interval,
+        macro-F1 and calibration, and every model's test accuracy. The detailed files stay
+        diffable with `dvc metrics diff --targets`."""
+        chosen = self.metrics[self.summary["chosen"]]
+        row: dict[str, Any] = {
+            "chosen": self.summary["chosen"],
+            "exported": self.export_choice["model"],
+        }
+        for key in HEADLINE_KEYS:
+            if key in chosen:
+                row[key] = chosen[key]
+        for name, values in self.metrics.items():
+            row[f"test.accuracy.{name}"] = values["test.accuracy"]
+        return row
+
     def write(self, folder: Path, confusion: Path) -> None:
-        """Into `folder` (metrics/evaluation): models/, per_class/, summary.json,
-        export_choice.json, reliability.json; confusion rows into `confusion`."""
+        """Into `folder` (metrics/evaluation): headline.json, models/, per_class/,
+        summary.json, export_choice.json, reliability.json; confusion rows into `confusion`."""
+        write_json(folder / "headline.json", self.headline)
         for name, values in self.metrics.items():
             write_json(folder / "models" / f"{name}.json", values)
             write_json(folder / "per_class" / f"{name}.json", self.per_class[name])
