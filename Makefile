@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 run: install  ## create .venv, install, run the whole pipeline on the demo data, print metrics
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show metrics/index.json metrics/split.json metrics/logreg_search.json
-	$(BIN)/dvc metrics show -R metrics/evaluation/models --precision 3
+	$(BIN)/dvc metrics show metrics/evaluation/headline.json --precision 3
 	$(BIN)/imgclf compare
 
 test: install-dev  ## install test deps and run every test

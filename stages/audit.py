@@ -43,8 +43,9 @@ def main() -> None:
     params = load_params(args.params)
     if params.base.deterministic:
         pin_threads()  # the same sums on any core count
-    manifest = read_csv(args.manifest, ["path", "pixel_hash", "phash"])
     splits = read_csv(args.splits, ["path", "label", "split", "width", "height"])
+    manifest = read_csv(args.manifest, ["path", "pixel_hash", "phash"])
+    manifest = manifest[manifest["path"].isin(splits["path"])]  # the curated images only
     pairs = hash_pairs(manifest, params.audit.near_distance)
     data = load_labelled_features([args.features / f"{split}.h5" for split in SPLITS])
     probabilities = out_of_fold_probabilities(

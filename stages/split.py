@@ -1,4 +1,5 @@
-"""Stage split: stratified, seeded train/val/test split of the manifest."""
+"""Stage split: stratified, seeded train/val/test split of the manifest, then the curation
+file's decisions (excluded images leave their split, relabelled ones keep it)."""
 
 import argparse
 import logging
@@ -8,6 +9,7 @@ import _workspace  # noqa: F401  (first: this checkout's library, see _workspace
 from imgclf.core.config import load_params
 from imgclf.core.fileio import read_csv, write_csv, write_json
 from imgclf.core.stage import run_stage
+from imgclf.data.curation import apply_decisions, check_decisions, decision_counts, read_decisions
 from imgclf.data.hashing import count_groups, duplicate_groups
 from imgclf.data.splitting import SPLITS, split_manifest, split_mode
 
@@ -18,6 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--manifest", type=Path, required=True)
+    parser.add_argument("--curation", type=Path, required=True, help="decisions (CSV)")
     parser.add_argument("--out", type=Path, required=True, help="splits CSV")
     parser.add_argument("--summary", type=Path, required=True, help="counts (JSON metrics)")
     args = parser.parse_args()
@@ -29,10 +32,14 @@ def main() -> None:
         near = params.split.near_distance
         groups = duplicate_groups(manifest["pixel_hash"], manifest["phash"], near)
     splits = split_manifest(manifest, params.split, seed=params.base.seed, groups=groups)
+    decisions = read_decisions(args.curation)
+    check_decisions(decisions, manifest, args.curation)
+    splits = apply_decisions(splits, decisions, args.curation)
     write_csv(args.out, splits)
     counts = splits["split"].value_counts()
     summary = {name: int(counts.get(name, 0)) for name in SPLITS}
     summary["mode"] = split_mode(manifest)
+    summary |= decision_counts(decisions)
     if groups is not None:
         summary["duplicate_groups"] = count_groups(groups)
     write_json(args.summary, summary)

@@ -2,8 +2,10 @@
 
     imgclf classify [options] PATH_OR_FOLDER ...   label new images (`imgclf classify --help`)
     imgclf compare                                 this build against the committed results
-    imgclf compare REV_A REV_B [--model NAME]      the test images two runs answer differently
+    imgclf compare REV_A REV_B [--model M] [--html PAGE]  the test images two runs answer
+                                                   differently (PAGE: drawn, in a browser)
     imgclf experiments [DVC EXP SHOW OPTIONS]      the experiments table, one screen wide
+    imgclf curate [--max-label-quality Q]          the audit's proposals into data/curation.csv
     imgclf doctor                                  is this machine set up as imgclf expects?
 
 The pipeline itself is DVC's: `dvc repro` builds it, `dvc exp run -S key=value` tries a
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from imgclf.core.errors import UserError
 from imgclf.core.stage import run_stage
+from imgclf.data.curation import CURATION_FILE, DEFAULT_LIMIT, DEFAULT_MAX_LABEL_QUALITY
 
 EPILOG = """examples:
   imgclf classify photos/                       the chosen model's top 5 classes per image
@@ -27,6 +30,7 @@ EPILOG = """examples:
   imgclf compare HEAD~1 workspace               what the last change did to the predictions
   imgclf compare main my-experiment --model logreg
   imgclf experiments -n 3 --csv                 the last 3 commits' experiments, as CSV
+  imgclf curate --limit 10                      propose, review (delete a #), dvc repro
   imgclf doctor
 """
 MIN_FREE_BYTES = 2 * 1024**3  # a demo build needs about 1 GiB of outputs and cache
@@ -72,10 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--model", help="compare this model (default: each run's chosen one)")
     compare.add_argument("--shown", type=int, default=20, help="changed images listed")
+    compare.add_argument(
+        "--html", type=Path, metavar="PAGE", help="also draw every changed image into PAGE"
+    )
     commands.add_parser(
         "experiments",
         add_help=False,  # every other option is `dvc exp show`'s
         help="`dvc exp show` narrowed to the headline metrics and the params that differ",
+    )
+    curate = commands.add_parser(
+        "curate",
+        help="add the audit's proposals to the curation file, as rows to accept or reject",
+        description="Reads the audit (data/interim/audit.csv) and appends to the curation file, "
+        "as commented rows, one exclude per extra exact copy (the test copy is the one kept) "
+        "and one relabel per likely label error, most certain first. Accept a row by deleting "
+        "its leading #, reject it by changing its action to keep; then `dvc repro`, and "
+        "`imgclf compare HEAD workspace` for what it changed. Images already in the file "
+        "are not proposed again.",
+    )
+    curate.add_argument("--file", type=Path, default=CURATION_FILE, help="the curation file")
+    curate.add_argument("--audit", type=Path, default=Path("data/interim/audit.csv"))
+    curate.add_argument("--splits", type=Path, default=Path("data/interim/splits.csv"))
+    curate.add_argument(
+        "--max-label-quality",
+        type=float,
+        default=DEFAULT_MAX_LABEL_QUALITY,
+        metavar="Q",
+        help="propose relabels where the audit's label quality is at most Q (%(default)s)",
+    )
+    curate.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help="relabels proposed at most (%(default)s)"
     )
     commands.add_parser(
         "doctor",
@@ -97,16 +127,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif rest:
         build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
     elif args.command == "compare":
-        run_stage(lambda: _compare(args.revisions, args.model, args.shown))
+        run_stage(lambda: _compare(args.revisions, args.model, args.shown, args.html))
+    elif args.command == "curate":
+        run_stage(lambda: print(_curate(args)))
     else:
         run_stage(_doctor)
 
 
-def _compare(revisions: list[str], model: str | None, shown: int) -> None:
+def _compare(revisions: list[str], model: str | None, shown: int, page: Path | None) -> None:
     root = Path.cwd()
     if not revisions:
-        if model is not None:
-            raise UserError("--model needs two revisions (imgclf compare REV_A REV_B --model M)")
+        if model is not None or page is not None:
+            raise UserError("--model and --html need two revisions (imgclf compare REV_A REV_B)")
         from imgclf.compare import compare_with_committed
 
         print("\n".join(compare_with_committed(root)))
@@ -116,7 +148,40 @@ def _compare(revisions: list[str], model: str | None, shown: int) -> None:
     from imgclf.evaluation.runcomparison import compare_runs, read_run
 
     runs = [read_run(root, revision, model) for revision in revisions]
-    print("\n".join(compare_runs(*runs).lines(shown)))
+    comparison = compare_runs(*runs)
+    lines = comparison.lines(shown)
+    print("\n".join(lines))
+    if page is not None:
+        from imgclf.report.auditreport import find_packed
+        from imgclf.report.htmlpage import changes_page
+
+        # The pictures come from this checkout's packs: the same source images for both runs.
+        paths = [change.path for change in comparison.changes]
+        images = find_packed(root / "data/processed", paths)
+        summary = lines[:3]
+        print(f"wrote {changes_page(page, summary, comparison.changes, images)}")
+
+
+def _curate(args: argparse.Namespace) -> str:
+    from imgclf.core.fileio import read_csv
+    from imgclf.data.curation import add_proposals, propose, read_decisions
+
+    audit = read_csv(args.audit, ["path", "issue", "score", "other", "suggested"])
+    splits = read_csv(args.splits, ["path", "label", "split"])
+    seen = read_decisions(args.file, proposals=True) if args.file.exists() else []
+    rows = propose(audit, splits, {d.path for d in seen}, args.max_label_quality, args.limit)
+    if rows.empty:
+        return f"{args.file}: nothing new to propose (the audit's findings are all decided)"
+    add_proposals(args.file, rows)
+    counts = rows["action"].value_counts()
+    looks = audit["issue"].isin(["near_duplicate", "outlier"]).sum()
+    return (
+        f"{args.file}: {len(rows)} proposals added as commented rows "
+        f"({counts.get('exclude', 0)} exclude, {counts.get('relabel', 0)} relabel); "
+        "delete a row's leading # to accept it (to reject it, delete the # and set its "
+        f"action to keep), then `dvc repro`. {looks} near duplicates and outliers need a "
+        "look: reports/report.html"
+    )
 
 
 def _experiments(options: list[str]) -> int:

@@ -1,7 +1,8 @@
 """DVC off the demo path, on copies of the session's built project: the run-cache restores
 stages whose params go back, dropped ensemble members leave nothing behind, a changed image
-reruns what it affects (and a junk file nothing), plots render, and `dvc exp show` stays
-narrow. Queued experiments running their own code: test_experiments.py."""
+reruns what it affects (and a junk file nothing), curation decisions reach every stage, plots
+render, and `dvc exp show` stays narrow. Queued experiments running their own code:
+test_experiments.py."""
 
 import csv
 import io
@@ -10,9 +11,12 @@ import re
 import sys
 from pathlib import Path
 
+import h5py
+import pandas as pd
 import pytest
 import yaml
 
+from imgclf.data.hdf5io import load_predictions
 from support.project import Project
 
 pytestmark = pytest.mark.slow
@@ -103,6 +107,46 @@ def test_only_index_reads_the_image_folder(project: Project) -> None:
     assert project.repro("split") == ["index", "split"]
     manifest = (project.root / "data/interim/manifest.csv").read_text(encoding="utf-8")
     assert "fox/new.jpg" in manifest and third.name not in manifest
+
+
+def test_curation_rows_reach_every_stage_and_rerun_from_split(project: Project) -> None:
+    """An exclude and a relabel in data/curation.csv rerun split and what follows it (never
+    index: the folder is not read again); the excluded image is in no pack, prediction or
+    audit row, the relabelled one has its new label in its pack and every model's
+    predictions, and every other image keeps its split."""
+    before = pd.read_csv(project.root / "data/interim/splits.csv").set_index("path")
+    excluded = before.index[before["split"] == "train"][0]
+    relabelled = before.index[before["split"] == "test"][0]
+    new_label = sorted(set(before["label"]) - {before.loc[relabelled, "label"]})[0]
+    with open(project.root / "data/curation.csv", "a", encoding="utf-8") as curation:
+        curation.write(f"{excluded},exclude,,\n{relabelled},relabel,{new_label},a test\n")
+    ran = project.repro()
+    assert "index" not in ran and "split" in ran and "report" in ran
+
+    after = pd.read_csv(project.root / "data/interim/splits.csv").set_index("path")
+    assert excluded not in after.index and after.loc[relabelled, "label"] == new_label
+    kept = before.drop(index=[excluded, relabelled])
+    assert after.loc[kept.index, "split"].equals(kept["split"])
+    assert json.loads((project.root / "metrics/split.json").read_text())["excluded"] == 1
+
+    labels_in_packs = {}
+    for split in ("train", "val", "test"):
+        with h5py.File(project.root / f"data/processed/{split}.h5", "r") as pack:
+            names = list(pack["label_names"].asstr()[()])
+            paths = list(pack["paths"].asstr()[()])
+            for path, label in zip(paths, pack["labels"][()], strict=True):
+                labels_in_packs[path] = names[label]
+    assert excluded not in labels_in_packs and labels_in_packs[relabelled] == new_label
+    predictions = sorted((project.root / "data/predictions").rglob("*.h5"))
+    assert len(predictions) >= 4  # every model's, the ensemble's and the export's
+    for file in predictions:
+        splits, names = load_predictions(file)
+        test = splits["test"]
+        assert excluded not in list(test.paths), file
+        row = list(test.paths).index(relabelled)
+        assert names[test.labels[row]] == new_label, file
+    audited = pd.read_csv(project.root / "data/interim/audit.csv")
+    assert excluded not in set(audited["path"]) | set(audited["other"].dropna())
 
 
 def test_plots_render_train_and_val_on_one_chart(project: Project) -> None:

@@ -94,6 +94,7 @@ class Project:
             "stages",
             "src",
             "bench/results",
+            "data/curation.csv",
             PRETRAIN_PLACEHOLDER,
         ):
             source, target = REPO / name, root / name

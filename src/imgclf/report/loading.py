@@ -55,6 +55,7 @@ class ReportInputs:
     audit: Path  # data/interim/audit.csv
     audit_summary: Path  # metrics/audit.json
     provenance: Path  # metrics/provenance/ (where each trained artifact was made)
+    curation: Path  # data/curation.csv (the decisions taken: not proposed again)
 
     @property
     def test_pack(self) -> Path:

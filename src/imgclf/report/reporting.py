@@ -1,4 +1,5 @@
-"""The evaluation report: a GitHub-flavoured `report.md` beside its PNGs in `figures/`.
+"""The evaluation report: a GitHub-flavoured `report.md` beside its PNGs in `figures/`, and
+the same run as one HTML page with its images (`imgclf.report.htmlpage`).
 
 Sections: the pipeline's answer (the model chosen on val, its test accuracy and interval), the
 dataset, its audit (`imgclf.report.auditreport`), the backbone, every model's metrics with
@@ -27,6 +28,7 @@ from imgclf.report.figures import (
     save_reliability_figure,
     save_training_figure,
 )
+from imgclf.report.htmlpage import html_report
 from imgclf.report.leaderboard import models_section
 from imgclf.report.loading import (
     Curves,
@@ -53,7 +55,8 @@ CLASSES_SHOWN = 30
 
 
 def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int = 12) -> Path:
-    """Write `out/report.md` and `out/figures/*.png`; return the report's path."""
+    """Write `out/report.md`, `out/report.html` and `out/figures/*.png`; return the
+    Markdown report's path."""
     figures = FigureFolder(out / "figures")
     summary = read_summary(inputs.summary)
     results, missing = load_results(params.predicted_models(), inputs.metrics, summary)
@@ -77,6 +80,7 @@ def build_report(params: Params, inputs: ReportInputs, out: Path, mistakes: int 
     with atomic_output(report) as temporary:
         text = "\n\n".join("\n".join(section) for section in sections) + "\n"
         temporary.write_text(text, encoding="utf-8")
+    html_report(inputs, results, sorted(figures.written), out)
     figures.remove_stale()
     return report
 
