@@ -16,7 +16,12 @@ TOP_LEVEL = {"__init__.py", "__main__.py", "cli.py", "classify.py", "compare.py"
 # A command's doors into the phases that hold its code.
 DOORS = {
     "classify.py": ("imgclf.serving.command",),
-    "cli.py": ("imgclf.serving.command", "imgclf.evaluation.runcomparison"),
+    "cli.py": (
+        "imgclf.serving.command",
+        "imgclf.evaluation.runcomparison",
+        "imgclf.data.curation",
+        "imgclf.report.htmlpage",
+    ),
 }
 # Modules outside models/ and serving/ that must load TensorFlow: tf.data streams the packs.
 NEEDS_TENSORFLOW = {"imgclf.data.inputs"}

@@ -152,14 +152,10 @@ def _compare(revisions: list[str], model: str | None, shown: int, page: Path | N
     lines = comparison.lines(shown)
     print("\n".join(lines))
     if page is not None:
-        from imgclf.report.auditreport import find_packed
         from imgclf.report.htmlpage import changes_page
 
-        # The pictures come from this checkout's packs: the same source images for both runs.
-        paths = [change.path for change in comparison.changes]
-        images = find_packed(root / "data/processed", paths)
-        summary = lines[:3]
-        print(f"wrote {changes_page(page, summary, comparison.changes, images)}")
+        packs = root / "data/processed"
+        print(f"wrote {changes_page(page, lines[:3], comparison.changes, packs)}")
 
 
 def _curate(args: argparse.Namespace) -> str:

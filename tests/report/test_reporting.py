@@ -190,6 +190,7 @@ def inputs_under(root: Path) -> ReportInputs:
         audit=root / "data/interim/audit.csv",
         audit_summary=root / "metrics/audit.json",
         provenance=root / "metrics/provenance",
+        curation=root / "data/curation.csv",
     )
 
 

@@ -232,7 +232,8 @@ def _proposals(inputs: ReportInputs) -> list[str]:
         [(path, image.label, image.split) for path, image in found.items()],
         columns=["path", "label", "split"],
     )
-    decided = {decision.path for decision in read_decisions(inputs.curation)}
+    decisions = read_decisions(inputs.curation) if inputs.curation.is_file() else []
+    decided = {decision.path for decision in decisions}
     rows = propose(audit, splits, decided, DEFAULT_MAX_LABEL_QUALITY, DEFAULT_LIMIT)
     if rows.empty:
         return [*header, "<p>Nothing to propose: the audit's findings are all decided."]
@@ -256,14 +257,11 @@ def _proposals(inputs: ReportInputs) -> list[str]:
     return parts
 
 
-def changes_page(
-    path: Path,
-    lines: Sequence[str],
-    changes: Sequence[Change],
-    images: dict[str, PackedImage],
-) -> Path:
+def changes_page(path: Path, lines: Sequence[str], changes: Sequence[Change], packs: Path) -> Path:
     """`imgclf compare REV_A REV_B`'s page: its summary `lines`, then each image whose
-    prediction changed, with its label and both runs' answers (fixed first)."""
+    prediction changed, with its label and both runs' answers (fixed first); the pictures
+    come from the packs in `packs` (this checkout's: the same source images for both runs)."""
+    images = find_packed(packs, [change.path for change in changes])
     body = ["<h1>imgclf compare</h1>", *(f"<p>{html.escape(line)}" for line in lines)]
     for change in changes:
         caption = f"{change.label}: {change.before} → {change.after} {change.verdict}".strip()
